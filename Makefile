@@ -1,0 +1,52 @@
+# The course's commands. `make book` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.aigc-installed
+# The venv's pins; the package metadata keeps looser bounds for Colab.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# Two notebook kernels or a kernel and pytest share the cores: keep BLAS to 1 thread each.
+export OMP_NUM_THREADS ?= 2
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: setup book book-noexec test lint format strip student clean judge
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS) -e ".[dev]"
+	@touch $(STAMP)
+
+## book: execute the notebooks (profile "auto": cpu here, gpu with CUDA) and build _build/html
+book: setup
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "Open _build/html/index.html"
+
+## test: the whole suite (unit, parity, quality, notebooks, book build without execution, ruff)
+test: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+
+## strip: remove outputs from notebooks, except cells marked NBVAL_CHECK_OUTPUT
+strip: setup
+	$(PY) -m aigc_course.notebook strip notebooks/*.ipynb
+
+## student: write student versions of the notebooks (solutions replaced by stubs) to _student/
+student: setup
+	$(PY) -m aigc_course.notebook student notebooks/*.ipynb --out _student
+
+## judge: retrain the digits judge and overwrite its shipped checkpoint
+judge: setup
+	$(VENV)/bin/aigc-course judge
+
+clean:
+	rm -rf _build _student .pytest_cache

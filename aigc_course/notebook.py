@@ -1,0 +1,184 @@
+"""Notebook plumbing: recording results, showing solutions, stripping, student versions.
+
+* :func:`record` -- a notebook states a key result (a metric, a wall time) by name;
+  when ``$AIGC_RECORD_FILE`` is set (the notebook tests set it) the value is also
+  written to that JSON file, so tests assert on real results of a real run.
+* :func:`show_source` -- a solution cell shows the package's solution code.
+* ``python -m aigc_course.notebook strip NB...`` -- remove outputs, except cells
+  marked ``# NBVAL_CHECK_OUTPUT`` (``make strip``).
+* ``python -m aigc_course.notebook student NB... --out DIR`` -- student versions:
+  each code cell tagged ``solution`` becomes a stub that raises
+  ``NotImplementedError("Exercise ...")``, markdown cells tagged ``solution`` (the
+  ``{solution-start}``/``{solution-end}`` gates) are dropped (``make student``).
+
+A solution code cell carries ``metadata.aigc = {"exercise": LABEL, "solution":
+"module:function"}``; the stub gets that function's signature and docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import inspect
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+RECORD_ENV = "AIGC_RECORD_FILE"
+CHECK_MARKER = "NBVAL_CHECK_OUTPUT"
+RESULTS: dict[str, Any] = {}
+_EXERCISE_LABEL = re.compile(r"```\{exercise\}.*?:label:\s*(\S+)", re.S)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON types (tensors and numpy scalars/arrays become lists/numbers)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError(f"record() takes numbers, strings, lists or dicts, got {type(value).__name__}")
+
+
+def record(name: str, value: Any) -> Any:
+    """Record a notebook's key result under ``name`` and return ``value`` unchanged."""
+    RESULTS[name] = _plain(value)
+    path = os.environ.get(RECORD_ENV)
+    if path:
+        file = Path(path)
+        data = json.loads(file.read_text()) if file.exists() and file.stat().st_size else {}
+        data[name] = RESULTS[name]
+        file.write_text(json.dumps(data, indent=1, sort_keys=True))
+    return value
+
+
+def show_source(obj: Any) -> Any:
+    """Display the source code of a function or class (a solution) as a code block."""
+    from IPython.display import Markdown
+
+    return Markdown(f"```python\n{inspect.getsource(obj)}```")
+
+
+# --- strip and student versions --------------------------------------------------------
+
+def is_checked(cell: dict) -> bool:
+    """Whether a code cell's output is committed and compared by ``nbval --nbval-lax``."""
+    return cell.get("cell_type") == "code" and CHECK_MARKER in cell.get("source", "")
+
+
+def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Remove outputs and execution counts except in :func:`is_checked` cells."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not is_checked(cell):
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    for key in ("widgets", "papermill"):
+        nb.metadata.pop(key, None)
+    return nb
+
+
+def exercises(nb: nbformat.NotebookNode) -> dict[str, list[str]]:
+    """Map each exercise label in the notebook to the ``module:function`` solutions for it."""
+    found: dict[str, list[str]] = {}
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for label in _EXERCISE_LABEL.findall(cell.source):
+                found.setdefault(label, [])
+    for cell in nb.cells:
+        meta = cell.metadata.get("aigc", {})
+        if cell.cell_type == "code" and "solution" in cell.metadata.get("tags", []):
+            label = meta.get("exercise")
+            if label not in found:
+                raise ValueError(f"solution cell names exercise {label!r}, which is not defined")
+            found[label].append(meta.get("solution", ""))
+    return found
+
+
+def resolve_solution(spec: str) -> Any:
+    """Import ``"module:function"`` and return the function."""
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"solution must be 'module:function', got {spec!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def stub_source(label: str, spec: str) -> str:
+    """The student's stub for the solution ``spec`` of exercise ``label``."""
+    fn = resolve_solution(spec)
+    signature = inspect.signature(fn)
+    params = []
+    for p in signature.parameters.values():
+        text = p.name if p.annotation is inspect.Parameter.empty else f"{p.name}: {p.annotation}"
+        if p.default is not inspect.Parameter.empty:
+            text += f" = {p.default!r}"
+        params.append(text)
+    returns = "" if signature.return_annotation is inspect.Signature.empty \
+        else f" -> {signature.return_annotation}"
+    doc = inspect.getdoc(fn) or ""
+    doc_lines = "\n    ".join(doc.splitlines())
+    return (
+        f"# Exercise {label}: write `{fn.__name__}` yourself, then run the check below.\n"
+        f"def {fn.__name__}({', '.join(params)}){returns}:\n"
+        f'    """{doc_lines}\n    """\n'
+        f'    raise NotImplementedError("Exercise {label}: implement {fn.__name__}")\n'
+    )
+
+
+def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with every solution replaced by a stub (outputs stripped)."""
+    exercises(nb)  # validates that each solution names a defined exercise
+    out = strip_outputs(nb)
+    cells = []
+    for cell in out.cells:
+        tags = cell.metadata.get("tags", [])
+        if "solution" not in tags:
+            cells.append(cell)
+        elif cell.cell_type == "code":
+            meta = cell.metadata.get("aigc", {})
+            stub = nbformat.v4.new_code_cell(stub_source(meta["exercise"], meta["solution"]))
+            stub.metadata["tags"] = ["exercise-stub"]
+            cells.append(stub)
+    out.cells = cells
+    nbformat.validate(out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``strip NB...`` (in place) or ``student NB... --out DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m aigc_course.notebook")
+    sub = parser.add_subparsers(dest="command", required=True)
+    strip = sub.add_parser("strip", help="remove outputs except NBVAL_CHECK_OUTPUT cells")
+    strip.add_argument("notebooks", nargs="+", type=Path)
+    student = sub.add_parser("student", help="write student versions (solutions stubbed)")
+    student.add_argument("notebooks", nargs="+", type=Path)
+    student.add_argument("--out", type=Path, default=Path("_student"))
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        nb = nbformat.read(path, as_version=4)
+        if args.command == "strip":
+            nbformat.write(strip_outputs(nb), path)
+            print(f"stripped {path}")
+        else:
+            args.out.mkdir(parents=True, exist_ok=True)
+            nbformat.write(student_version(nb), args.out / path.name)
+            print(f"wrote {args.out / path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Small helpers every chapter uses: seeding, devices, parameter counts, timing.
+
+This module is the only copy of these helpers; chapters import them from here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA), and ask torch for determinism.
+
+    Args:
+        seed: the seed, a non-negative integer.
+        deterministic: also switch torch to deterministic algorithms where it has
+            them (``warn_only``, so an op without one still runs).
+
+    Returns:
+        A ``torch.Generator`` seeded with ``seed``, for code that takes one.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (the legacy global state is what others use)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(prefer: str = "auto") -> torch.device:
+    """The device to compute on.
+
+    Args:
+        prefer: ``"auto"`` (CUDA if available, else Apple ``mps``, else CPU),
+            ``"cpu"``, ``"cuda"`` or ``"mps"``.
+
+    Raises:
+        ValueError: for an unknown name, or a device this machine does not have.
+    """
+    valid = ("auto", "cpu", "cuda", "mps")
+    if prefer not in valid:
+        raise ValueError(f"unknown device {prefer!r}; valid: {', '.join(valid)}")
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if prefer == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if prefer == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available; use 'cpu' or 'auto'")
+    if prefer == "mps" and not has_mps:
+        raise ValueError("device 'mps' requested but it is not available; use 'cpu' or 'auto'")
+    return torch.device(prefer)
+
+
+def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters of ``model`` (only those with ``requires_grad`` by default)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class Timer:
+    """Wall-clock seconds of a ``with`` block: ``with Timer() as t: ...; t.seconds``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def __enter__(self) -> Timer:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+@contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set torch's CPU thread count (``None`` leaves it alone)."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
