@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: setup book book-noexec test lint format strip student clean judge
+.PHONY: setup book test lint format strip student clean judge
 
 setup: $(STAMP)
 
@@ -21,7 +21,13 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 ## book: execute the notebooks (profile "auto": cpu here, gpu with CUDA) and build _build/html
+# The execution cache does not know the profile: a build with another AIGC_PROFILE clears it.
 book: setup
+	@mkdir -p _build; profile="$${AIGC_PROFILE:-auto}"; \
+	if [ -f _build/.aigc-profile ] && [ "$$(cat _build/.aigc-profile)" != "$$profile" ]; then \
+		echo "profile changed to $$profile: clearing the execution cache"; \
+		rm -rf _build/.jupyter_cache; fi; \
+	echo "$$profile" > _build/.aigc-profile
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html"
 
@@ -29,6 +35,8 @@ book: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+	AIGC_PROFILE=smoke $(PY) -m pytest --nbval-lax --sanitize-with tests/nbval_sanitize.cfg \
+		-p no:cacheprovider notebooks
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -71,6 +71,23 @@ def show_source(obj: Any) -> Any:
     return Markdown(f"```python\n{inspect.getsource(obj)}```")
 
 
+def package_tour() -> Any:
+    """A table of the package's modules and what each holds (their docstrings' first line)."""
+    import pkgutil
+
+    from IPython.display import Markdown
+
+    import aigc_course
+
+    rows = ["| module | what it holds |", "|---|---|"]
+    for module in pkgutil.walk_packages(aigc_course.__path__, "aigc_course."):
+        if module.name.split(".")[-1].startswith("_") or ".exercises." in module.name:
+            continue
+        doc = inspect.getdoc(importlib.import_module(module.name)) or ""
+        rows.append(f"| `{module.name}` | {doc.splitlines()[0] if doc else ''} |")
+    return Markdown("\n".join(rows))
+
+
 # --- strip and student versions --------------------------------------------------------
 
 def is_checked(cell: dict) -> bool:

@@ -126,3 +126,18 @@ def scatter2d(points: Tensor, labels: Tensor | None = None, title: str | None = 
     if title:
         ax.set_title(title)
     return fig
+
+
+def class_counts(labels: Tensor, class_names: Sequence[str] | None = None,
+                 title: str | None = None) -> Figure:
+    """A bar chart of how many items each class has."""
+    counts = torch.bincount(labels.flatten().long(),
+                            minlength=len(class_names) if class_names else 0).tolist()
+    names = list(class_names) if class_names else [str(i) for i in range(len(counts))]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(counts)), 2.8))
+    ax.bar(names, counts, color="tab:blue")
+    ax.set_ylabel("count")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,93 @@
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from aigc_course import notebook
+from aigc_course.notebook import exercises, record, strip_outputs, student_version
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_record_writes_plain_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import torch
+
+    path = tmp_path / "r.json"
+    monkeypatch.setenv(notebook.RECORD_ENV, str(path))
+    assert record("a", torch.tensor(0.5)).item() == 0.5
+    record("b", {"x": np.float64(2.0), "y": [torch.tensor([1, 2])]})
+    assert json.loads(path.read_text()) == {"a": 0.5, "b": {"x": 2.0, "y": [[1, 2]]}}
+    with pytest.raises(ValueError, match="numbers, strings"):
+        record("c", object())
+
+
+def _exercise_notebook() -> nbformat.NotebookNode:
+    solution = new_code_cell("from aigc_course.exercises.ch01 import average_hash")
+    solution.metadata.update(tags=["solution"], aigc={
+        "exercise": "ex-hash", "solution": "aigc_course.exercises.ch01:average_hash"})
+    gate = new_markdown_cell("```{solution-start} ex-hash\n```")
+    gate.metadata["tags"] = ["solution"]
+    checked = new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)")
+    checked.outputs = [new_output("stream", name="stdout", text="1\n")]
+    plain = new_code_cell("print(2)", execution_count=3)
+    plain.outputs = [new_output("stream", name="stdout", text="2\n")]
+    return new_notebook(cells=[
+        new_markdown_cell("```{exercise} Write a hash\n:label: ex-hash\n\nText.\n```"),
+        gate, solution, checked, plain])
+
+
+def test_strip_keeps_only_marked_outputs() -> None:
+    nb = strip_outputs(_exercise_notebook())
+    assert nb.cells[3].outputs and not nb.cells[4].outputs
+    assert nb.cells[4].execution_count is None
+
+
+def test_student_version_stubs_solutions() -> None:
+    nb = _exercise_notebook()
+    assert exercises(nb) == {"ex-hash": ["aigc_course.exercises.ch01:average_hash"]}
+    student = student_version(nb)
+    sources = [c.source for c in student.cells]
+    assert not any("solution-start" in s for s in sources)
+    stub = next(s for s in sources if "NotImplementedError" in s)
+    assert "def average_hash(images: Tensor, hash_size: int = 8) -> Tensor:" in stub
+    namespace: dict = {"Tensor": object}
+    exec(stub, namespace)
+    with pytest.raises(NotImplementedError, match="Exercise ex-hash"):
+        namespace["average_hash"](None)
+
+
+def test_solution_for_unknown_exercise_is_an_error() -> None:
+    nb = _exercise_notebook()
+    nb.cells[2].metadata["aigc"]["exercise"] = "ex-other"
+    with pytest.raises(ValueError, match="ex-other"):
+        exercises(nb)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_has_a_solution_and_student_versions_are_valid(path: Path,
+                                                                      tmp_path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for label, solutions in exercises(nb).items():
+        assert solutions, f"exercise {label} in {path.name} has no solution cell"
+        for spec in solutions:
+            assert callable(notebook.resolve_solution(spec))
+    assert notebook.main(["student", str(path), "--out", str(tmp_path)]) == 0
+    student = nbformat.read(tmp_path / path.name, as_version=4)
+    nbformat.validate(student)
+    text = "\n".join(c.source for c in student.cells)
+    assert "aigc_course.exercises" not in text, "a solution leaked into the student version"
+    assert text.count("raise NotImplementedError") == sum(len(s) for s in exercises(nb).values())
+
+
+def test_chapter_01_has_exercises() -> None:
+    nb = nbformat.read(ROOT / "notebooks" / "01_data.ipynb", as_version=4)
+    assert len(exercises(nb)) >= 2
+
+
+def test_package_tour_lists_modules() -> None:
+    text = notebook.package_tour().data
+    assert "`aigc_course.data.registry`" in text and "`aigc_course.profiles`" in text
