@@ -12,7 +12,8 @@ Every chapter notebook has a ``parameters`` cell with ``PROFILE = "auto"``.
   ``AIGC_PROFILE`` overrides it (``AIGC_PROFILE=smoke make book``).
 
 Chapters extend a profile with their own knobs by subclassing :class:`Profile`
-and passing ``cls=`` to :func:`resolve`, or by ``profile.replace(...)``. The dataset
+(per-profile values of the new knobs go in the class's ``PRESETS``) and passing
+``cls=`` to :func:`resolve`, or by ``profile.replace(...)``. The dataset
 is a knob like any other, so the ``gpu`` profile runs on an offline GPU machine with
 ``resolve("gpu", dataset="mnist5k")``.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 import torch
 
@@ -57,6 +58,8 @@ class Profile:
     batch_size: int
     eval_samples: int
     num_threads: int | None = None
+    #: Per-profile values of a subclass's own knobs: ``{"smoke": {"knob": value}}``.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def replace(self: P, **changes: Any) -> P:
         """Return a copy with some knobs changed (unknown knobs raise ``TypeError``)."""
@@ -120,7 +123,7 @@ def resolve(name: str = "auto", cls: type[P] = Profile, **overrides: Any) -> P: 
         key = auto_name()
     if key not in _PRESETS:
         raise ValueError(f"unknown profile {name!r}; valid: {', '.join(PROFILE_NAMES)}, auto")
-    knobs = {"name": key, **_PRESETS[key]}
+    knobs = {"name": key, **_PRESETS[key], **cls.PRESETS.get(key, {})}
     field_names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - field_names)
     if unknown:
@@ -132,3 +135,18 @@ def resolve(name: str = "auto", cls: type[P] = Profile, **overrides: Any) -> P: 
     if profile.device == "cuda" and not torch.cuda.is_available():
         profile = profile.replace(device="cpu")
     return profile
+
+
+@dataclass(frozen=True)
+class DataProfile(Profile):
+    """Chapter 01's knobs.
+
+    Attributes:
+        check_items: at most this many images go through the cleaning checks.
+        planted: how many duplicates, corrupt items (per kind) and flipped labels
+            (per thousand) the chapter plants before looking for them.
+    """
+
+    check_items: int = 10_000
+    planted: int = 40
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"check_items": 1000, "planted": 20}}

@@ -119,7 +119,7 @@ def test_shapes_attributes_are_true_and_deterministic() -> None:
     rgb = (a + 1) / 2
     # The shape's colour sits at its centre pixel; the background is dark.
     for i in range(8):
-        x, y = attrs["x"][i], attrs["y"][i]
+        x, y = attrs["x"][i].long(), attrs["y"][i].long()
         centre = rgb[i, :, y, x]
         assert centre.max() > 0.7
         assert rgb[i, :, 0, 0].max() < 0.15
@@ -128,6 +128,13 @@ def test_shapes_attributes_are_true_and_deterministic() -> None:
     assert area[attrs["size"] == 1].mean() > 2 * area[attrs["size"] == 0].mean()
     with pytest.raises(ValueError):
         make_shapes(-1)
+
+
+def test_shapes_holds_no_duplicates() -> None:
+    from aigc_course.data.cleaning import find_exact_duplicates
+
+    images, _ = load_images("shapes", "all")
+    assert find_exact_duplicates(images) == []
 
 
 def test_online_dataset_offline_fails_fast_with_alternatives(tmp_path, monkeypatch) -> None:

@@ -75,3 +75,11 @@ def test_chapters_extend_profiles() -> None:
 
 def test_profile_names_constant() -> None:
     assert profiles.PROFILE_NAMES == ("smoke", "cpu", "gpu")
+
+
+def test_chapter_presets_vary_by_profile() -> None:
+    from aigc_course.profiles import DataProfile
+
+    assert resolve("smoke", cls=DataProfile).check_items < resolve("cpu", cls=DataProfile
+                                                                   ).check_items
+    assert resolve("smoke", cls=DataProfile, check_items=5).check_items == 5

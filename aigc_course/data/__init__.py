@@ -4,6 +4,20 @@
 ``[-1, 1]`` of shape ``(N, C, H, W)``; ``available()`` lists the names.
 """
 
+from aigc_course.data.augment import augment_batch, augmentations
+from aigc_course.data.card import DataCard, make_data_card
+from aigc_course.data.cleaning import (
+    CorruptReport,
+    detection_scores,
+    find_corrupt,
+    find_exact_duplicates,
+    find_near_duplicates,
+    find_suspicious_labels,
+    flip_labels,
+    perceptual_hash,
+    plant_corruption,
+    plant_duplicates,
+)
 from aigc_course.data.online import DatasetUnavailableError, cache_dir
 from aigc_course.data.registry import (
     SPLITS,
@@ -18,6 +32,20 @@ from aigc_course.data.registry import (
 
 __all__ = [
     "SPLITS",
+    "CorruptReport",
+    "DataCard",
+    "augment_batch",
+    "augmentations",
+    "detection_scores",
+    "find_corrupt",
+    "find_exact_duplicates",
+    "find_near_duplicates",
+    "find_suspicious_labels",
+    "flip_labels",
+    "make_data_card",
+    "perceptual_hash",
+    "plant_corruption",
+    "plant_duplicates",
     "DatasetInfo",
     "DatasetUnavailableError",
     "available",
