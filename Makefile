@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: setup book test lint format strip student clean judge
+.PHONY: setup book test lint format strip outputs student clean judge
 
 setup: $(STAMP)
 
@@ -47,6 +47,10 @@ format: setup
 ## strip: remove outputs from notebooks, except cells marked NBVAL_CHECK_OUTPUT
 strip: setup
 	$(PY) -m aigc_course.notebook strip notebooks/*.ipynb
+
+## outputs: re-run the notebooks on smoke and keep the NBVAL_CHECK_OUTPUT cells' outputs
+outputs: setup
+	$(PY) -m aigc_course.notebook refresh notebooks/*.ipynb
 
 ## student: write student versions of the notebooks (solutions replaced by stubs) to _student/
 student: setup

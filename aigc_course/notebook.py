@@ -6,6 +6,9 @@
 * :func:`show_source` -- a solution cell shows the package's solution code.
 * ``python -m aigc_course.notebook strip NB...`` -- remove outputs, except cells
   marked ``# NBVAL_CHECK_OUTPUT`` (``make strip``).
+* ``python -m aigc_course.notebook refresh NB...`` -- execute on the smoke profile and
+  keep the marked cells' outputs, which ``nbval --nbval-lax`` then compares
+  (``make outputs``).
 * ``python -m aigc_course.notebook student NB... --out DIR`` -- student versions:
   each code cell tagged ``solution`` becomes a stub that raises
   ``NotImplementedError("Exercise ...")``, markdown cells tagged ``solution`` (the
@@ -98,6 +101,7 @@ def is_checked(cell: dict) -> bool:
 def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Remove outputs and execution counts except in :func:`is_checked` cells."""
     nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for cell in nb.cells:
         if cell.cell_type == "code" and not is_checked(cell):
             cell.outputs = []
@@ -175,12 +179,38 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
+def refresh(path: Path) -> None:
+    """Execute ``path`` on the smoke profile and keep only the marked cells' outputs."""
+    import tempfile
+
+    import papermill
+
+    env = {"AIGC_PROFILE": "smoke", "MPLBACKEND": "Agg"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / path.name
+            papermill.execute_notebook(str(path), str(out), cwd=str(path.parent),
+                                       parameters={"PROFILE": "smoke"}, progress_bar=False)
+            executed = nbformat.read(out, as_version=4)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    nbformat.write(strip_outputs(executed), path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``strip NB...`` (in place) or ``student NB... --out DIR``."""
+    """``strip NB...`` (in place), ``refresh NB...`` or ``student NB... --out DIR``."""
     parser = argparse.ArgumentParser(prog="python -m aigc_course.notebook")
     sub = parser.add_subparsers(dest="command", required=True)
     strip = sub.add_parser("strip", help="remove outputs except NBVAL_CHECK_OUTPUT cells")
     strip.add_argument("notebooks", nargs="+", type=Path)
+    fresh = sub.add_parser("refresh", help="run on smoke, keep NBVAL_CHECK_OUTPUT outputs")
+    fresh.add_argument("notebooks", nargs="+", type=Path)
     student = sub.add_parser("student", help="write student versions (solutions stubbed)")
     student.add_argument("notebooks", nargs="+", type=Path)
     student.add_argument("--out", type=Path, default=Path("_student"))
@@ -190,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "strip":
             nbformat.write(strip_outputs(nb), path)
             print(f"stripped {path}")
+        elif args.command == "refresh":
+            refresh(path)
+            print(f"refreshed the checked outputs of {path}")
         else:
             args.out.mkdir(parents=True, exist_ok=True)
             nbformat.write(student_version(nb), args.out / path.name)

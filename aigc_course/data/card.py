@@ -58,24 +58,26 @@ class DataCard:
         """Every field, as plain Python values (JSON-serialisable)."""
         return asdict(self)
 
-    def to_markdown(self) -> str:
-        """The card as a markdown page."""
-        lines = [f"# Data card: {self.name}", "", self.description, "",
+    def to_markdown(self, level: int = 1) -> str:
+        """The card as markdown; its title is a heading of ``level`` (1 = a page)."""
+        h1, h2 = "#" * level, "#" * (level + 1)
+        lines = [f"{h1} Data card: {self.name}", "", self.description, "",
                  "| | |", "|---|---|",
                  f"| source | {self.source} |", f"| licence | {self.licence} |",
                  f"| image shape (C, H, W) | {' x '.join(map(str, self.image_shape))} |",
                  f"| items | {_counts(self.split_counts)} |",
                  f"| pixels | {self._pixels()} |", ""]
         if self.class_counts:
-            lines += ["## Classes", "", "| class | items |", "|---|---|",
+            lines += [f"{h2} Classes", "", "| class | items |", "|---|---|",
                       *(f"| {c} | {n:,} |" for c, n in self.class_counts.items()), ""]
-        lines += ["## Checks", "", *self._checks(), ""]
+        lines += [f"{h2} Checks", "", *self._checks(), ""]
         if self.notes:
-            lines += ["## Notes", "", *(f"- {note}" for note in self.notes), ""]
+            lines += [f"{h2} Notes", "", *(f"- {note}" for note in self.notes), ""]
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
-        return self.to_markdown()
+        # Shown inside a notebook section: a level-3 title keeps the page's outline.
+        return self.to_markdown(level=3)
 
     def _pixels(self) -> str:
         if self.pixel_mean is None:

@@ -1,0 +1,1 @@
+"""Networks (``nn.Module``s and their configs); the algorithms that use them live elsewhere."""
