@@ -1,0 +1,33 @@
+"""Evaluation metrics of the course.
+
+* :mod:`~aigc_course.metrics.frechet` -- the Fréchet distance between Gaussians
+  (the formula behind FID), computed stably from scratch.
+* :mod:`~aigc_course.metrics.judge` -- judge FID, recognisability, class coverage and
+  label accuracy of generated digits, scored by the shipped digits judge.
+"""
+
+from aigc_course.metrics.frechet import (
+    frechet_distance,
+    frechet_distance_from_features,
+    gaussian_stats,
+)
+from aigc_course.metrics.judge import (
+    class_coverage,
+    judge_features,
+    judge_fid,
+    judge_report,
+    label_accuracy,
+    recognisability,
+)
+
+__all__ = [
+    "class_coverage",
+    "frechet_distance",
+    "frechet_distance_from_features",
+    "gaussian_stats",
+    "judge_features",
+    "judge_fid",
+    "judge_report",
+    "label_accuracy",
+    "recognisability",
+]

@@ -1,0 +1,160 @@
+"""A small CNN that classifies 8x8 handwritten digits: the course's "digits judge".
+
+Chapters use it twice: as a classifier (is this sample a recognisable digit, and of
+which class?) and as a feature extractor whose 64-d penultimate layer replaces
+Inception-v3 in a "judge FID" (Heusel et al. 2017, "GANs trained by a two time-scale
+update rule converge to a local Nash equilibrium"), see :mod:`aigc_course.metrics.judge`.
+
+Architecture (LeNet-style, LeCun et al. 1998, scaled to 8x8 inputs)::
+
+    (N,1,8,8) -> [conv3x3 -> BN -> ReLU] x2 -> maxpool -> (N,32,4,4)
+              -> [conv3x3 -> BN -> ReLU] x2 -> maxpool -> (N,64,2,2) -> flatten (N,256)
+              -> dropout -> linear 128 -> ReLU -> linear 64 -> ReLU = features (N,64)
+              -> dropout -> linear 10 = logits (N,10)
+
+Batch normalisation (Ioffe & Szegedy 2015) made 40-epoch training reach 98.9-100%
+test accuracy instead of 97.4-98.9% without it. In eval mode it uses its running
+statistics, so a sample's features never depend on the other samples of its batch:
+always score in eval mode (the metrics do). Simplified: no residual connections.
+
+Input size. The judge sees 8x8 images natively. Generated samples of another size
+``(N, 1, H, W)`` with ``H, W >= 8`` (16x16, 28x28, ...) are resized to 8x8 inside
+:meth:`DigitClassifier.prepare` by area downsampling (``F.interpolate(...,
+mode="area")``): each output pixel is the mean of the source pixels it covers, an
+exact box filter for integer factors and adaptive average pooling otherwise. It is
+antialiased by construction (noise is averaged out, never aliased into strokes), and
+it undoes the registry's bilinear upsampling best: measured on the test digits
+upsampled to 16x16 by :func:`aigc_course.data.registry.resize`, a judge trained on
+8x8 only kept 97.0% accuracy with area, 81.8% with antialiased bilinear (a wider
+filter, so more blur). :mod:`aigc_course.judge` also trains on such round trips.
+Inputs smaller than 8x8 are rejected: upsampling cannot invent the detail the judge
+was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class ClassifierConfig:
+    """Hyper-parameters of :class:`DigitClassifier`.
+
+    Attributes:
+        channels: output channels of the two convolution stages.
+        hidden: width of the first fully connected layer.
+        feature_dim: width of the penultimate layer (the judge's feature space).
+        num_classes: number of classes (10 digits).
+        image_size: the native input side length; other sizes are resized to it.
+        dropout: dropout probability before each fully connected stage (training only).
+    """
+
+    channels: tuple[int, int] = (32, 64)
+    hidden: int = 128
+    feature_dim: int = 64
+    num_classes: int = 10
+    image_size: int = 8
+    dropout: float = 0.25
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(int(c) for c in self.channels)  # type: ignore[assignment]
+        if len(self.channels) != 2 or min(self.channels) < 1:
+            raise ValueError(f"channels must be two positive integers, got {self.channels}")
+        if self.image_size < 4 or self.image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4 (two 2x2 poolings), "
+                             f"got {self.image_size}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class DigitClassifier(nn.Module):
+    """CNN digit classifier with a 64-d feature layer (about 107 K parameters).
+
+    Args:
+        config: the hyper-parameters; ``None`` uses :class:`ClassifierConfig` defaults.
+    """
+
+    def __init__(self, config: ClassifierConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or ClassifierConfig()
+        c1, c2 = config.channels
+        side = config.image_size // 4                      # after two 2x2 max-poolings
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(),
+            nn.Conv2d(c1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(),
+            nn.MaxPool2d(2),                                           # (N, c1, 4, 4)
+            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(),
+            nn.Conv2d(c2, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(),
+            nn.MaxPool2d(2),                                           # (N, c2, 2, 2)
+        )
+        self.mlp = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(config.dropout),
+            nn.Linear(c2 * side * side, config.hidden), nn.ReLU(),
+            nn.Linear(config.hidden, config.feature_dim), nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(config.dropout),
+                                  nn.Linear(config.feature_dim, config.num_classes))
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """Check ``x`` and bring it to the native size.
+
+        Args:
+            x: images ``(N, 1, H, W)``, floating point, values in ``[-1, 1]``,
+                ``H, W >= image_size``.
+
+        Returns:
+            ``(N, 1, image_size, image_size)`` on the model's device and dtype.
+
+        Raises:
+            ValueError: not a float tensor, not 4-D, not one channel, or too small.
+        """
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise ValueError("the digits judge expects a floating-point torch.Tensor of "
+                             f"shape (N, 1, H, W) in [-1, 1], got {_describe(x)}")
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError("the digits judge expects grey images of shape (N, 1, H, W), "
+                             f"got shape {tuple(x.shape)}; add a channel axis with "
+                             "x[:, None] or convert RGB to grey first")
+        size = self.config.image_size
+        h, w = x.shape[-2:]
+        if h < size or w < size:
+            raise ValueError(f"the digits judge needs images of at least {size}x{size}, "
+                             f"got {h}x{w}")
+        weight = self.conv[0].weight
+        x = x.to(device=weight.device, dtype=weight.dtype)
+        if (h, w) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="area")       # (N, 1, 8, 8) box means
+        return x
+
+    def logits_and_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Both outputs of one pass.
+
+        Args:
+            x: images ``(N, 1, H, W)`` in ``[-1, 1]``.
+
+        Returns:
+            ``logits`` ``(N, num_classes)`` and penultimate ``features`` ``(N, feature_dim)``.
+        """
+        features = self.mlp(self.conv(self.prepare(x)))                # (N, 64)
+        return self.head(features), features
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate activations ``(N, feature_dim)`` (after ReLU), the judge's features."""
+        return self.logits_and_features(x)[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class logits ``(N, num_classes)`` of images ``(N, 1, H, W)`` in ``[-1, 1]``."""
+        return self.logits_and_features(x)[0]
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    return f"a {type(x).__name__}"
