@@ -8,7 +8,6 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Two notebook kernels or a kernel and pytest share the cores: keep BLAS to 1 thread each.
 export OMP_NUM_THREADS ?= 2
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: setup book test lint format strip outputs student clean judge
 

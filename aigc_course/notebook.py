@@ -55,8 +55,8 @@ def _plain(value: Any) -> Any:
     raise ValueError(f"record() takes numbers, strings, lists or dicts, got {type(value).__name__}")
 
 
-def record(name: str, value: Any) -> Any:
-    """Record a notebook's key result under ``name`` and return ``value`` unchanged."""
+def record(name: str, value: Any) -> None:
+    """Record a notebook's key result under ``name`` (returns nothing, so prints nothing)."""
     RESULTS[name] = _plain(value)
     path = os.environ.get(RECORD_ENV)
     if path:
@@ -64,7 +64,6 @@ def record(name: str, value: Any) -> Any:
         data = json.loads(file.read_text()) if file.exists() and file.stat().st_size else {}
         data[name] = RESULTS[name]
         file.write_text(json.dumps(data, indent=1, sort_keys=True))
-    return value
 
 
 def show_source(obj: Any) -> Any:
@@ -185,7 +184,7 @@ def refresh(path: Path) -> None:
 
     import papermill
 
-    env = {"AIGC_PROFILE": "smoke", "MPLBACKEND": "Agg"}
+    env = {"AIGC_PROFILE": "smoke"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

@@ -1,8 +1,10 @@
 """Figures the chapters show: image grids, training curves, real vs generated.
 
 Every function returns a matplotlib ``Figure`` (and draws nothing else), so notebooks
-display it and tests can check it was made. Images are ``(N, C, H, W)`` tensors in
-``[-1, 1]``, as everywhere in the course.
+display it and tests can check it was made. New figures are closed before they are
+returned: a notebook shows each once, where it displays it, rather than again at the end
+of the cell (the inline backend shows every figure still open). Images are
+``(N, C, H, W)`` tensors in ``[-1, 1]``, as everywhere in the course.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ def _check_images(images: Tensor) -> Tensor:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a (N, C, H, W) tensor with C in (1, 3), got {shape}")
     return images.detach().float().cpu()
+
+
+def _detached(fig: Figure) -> Figure:
+    """Close ``fig`` in pyplot (it stays drawable) so only an explicit display shows it."""
+    plt.close(fig)
+    return fig
 
 
 def make_grid(images: Tensor, nrow: int | None = None, padding: int = 1) -> np.ndarray:
@@ -74,7 +82,7 @@ def image_grid(images: Tensor, nrow: int | None = None, title: str | None = None
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return fig
+    return _detached(fig)
 
 
 def plot_curves(history: Mapping[str, Sequence[float]], xlabel: str = "step",
@@ -93,7 +101,7 @@ def plot_curves(history: Mapping[str, Sequence[float]], xlabel: str = "step",
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return fig
+    return _detached(fig)
 
 
 def real_vs_generated(real: Tensor, generated: Tensor, n: int = 32,
@@ -107,7 +115,7 @@ def real_vs_generated(real: Tensor, generated: Tensor, n: int = 32,
         ax.set_title(title)
         ax.set_axis_off()
     fig.tight_layout()
-    return fig
+    return _detached(fig)
 
 
 def scatter2d(points: Tensor, labels: Tensor | None = None, title: str | None = None,
@@ -115,6 +123,7 @@ def scatter2d(points: Tensor, labels: Tensor | None = None, title: str | None = 
     """A 2-D point cloud ``(N, 2)``, coloured by ``labels`` when given."""
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2), got {tuple(points.shape)}")
+    own_axes = ax is None
     if ax is None:
         fig, ax = plt.subplots(figsize=(4, 4))
     else:
@@ -125,7 +134,7 @@ def scatter2d(points: Tensor, labels: Tensor | None = None, title: str | None = 
     ax.set_aspect("equal")
     if title:
         ax.set_title(title)
-    return fig
+    return _detached(fig) if own_axes else fig
 
 
 def class_counts(labels: Tensor, class_names: Sequence[str] | None = None,
@@ -140,4 +149,4 @@ def class_counts(labels: Tensor, class_names: Sequence[str] | None = None,
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return fig
+    return _detached(fig)

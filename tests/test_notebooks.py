@@ -55,13 +55,12 @@ def test_committed_notebook_conventions(path: Path) -> None:
             f"function or class defined in a notebook cell: {cell.source[:60]}")
 
 
-def _run(path: Path, tmp_dir: Path) -> tuple[dict, float]:
+def _run(path: Path, tmp_dir: Path) -> tuple[dict, float, int]:
     import papermill
 
     record_file = tmp_dir / f"{path.stem}.json"
-    old = {k: os.environ.get(k) for k in (RECORD_ENV, "AIGC_PROFILE", "MPLBACKEND")}
-    os.environ.update({RECORD_ENV: str(record_file), "AIGC_PROFILE": "smoke",
-                       "MPLBACKEND": "Agg"})
+    old = {k: os.environ.get(k) for k in (RECORD_ENV, "AIGC_PROFILE")}
+    os.environ.update({RECORD_ENV: str(record_file), "AIGC_PROFILE": "smoke"})
     try:
         start = time.perf_counter()
         papermill.execute_notebook(
@@ -74,7 +73,10 @@ def _run(path: Path, tmp_dir: Path) -> tuple[dict, float]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return json.loads(record_file.read_text()), seconds
+    executed = nbformat.read(tmp_dir / path.name, as_version=4)
+    figures = sum("image/png" in out.get("data", {}) for cell in executed.cells
+                  if cell.cell_type == "code" for out in cell.outputs)
+    return json.loads(record_file.read_text()), seconds, figures
 
 
 def _check_00(r: dict) -> None:
@@ -109,8 +111,9 @@ CHECKS: dict[str, Callable[[dict], None]] = {"00_setup": _check_00, "01_data": _
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_on_smoke_profile(path: Path, tmp_path: Path) -> None:
-    results, seconds = _run(path, tmp_path)
-    print(f"{path.name}: {seconds:.1f} s on the smoke profile")
+    results, seconds, figures = _run(path, tmp_path)
+    print(f"{path.name}: {seconds:.1f} s on the smoke profile, {figures} figures")
+    assert figures >= 3, "figures must render as images (PNG), not as their text repr"
     assert path.stem in CHECKS, f"add result checks for {path.name} to CHECKS"
     CHECKS[path.stem](results)
     assert seconds < SMOKE_BUDGET_S
