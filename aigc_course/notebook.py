@@ -137,20 +137,29 @@ def resolve_solution(spec: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def _annotation_text(annotation: Any) -> str:
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
+def _quoted(parameter: inspect.Parameter) -> str:
+    return repr(_annotation_text(parameter.annotation))
+
+
 def stub_source(label: str, spec: str) -> str:
     """The student's stub for the solution ``spec`` of exercise ``label``."""
     fn = resolve_solution(spec)
     signature = inspect.signature(fn)
     params = []
+    # Annotations are quoted so the stub runs without the solution module's imports.
     for p in signature.parameters.values():
-        text = p.name if p.annotation is inspect.Parameter.empty else f"{p.name}: {p.annotation}"
+        text = p.name if p.annotation is inspect.Parameter.empty else f"{p.name}: {_quoted(p)}"
         if p.default is not inspect.Parameter.empty:
             text += f" = {p.default!r}"
         params.append(text)
     returns = "" if signature.return_annotation is inspect.Signature.empty \
-        else f" -> {signature.return_annotation}"
+        else f" -> {_annotation_text(signature.return_annotation)!r}"
     doc = inspect.getdoc(fn) or ""
-    doc_lines = "\n    ".join(doc.splitlines())
+    doc_lines = "\n".join(f"    {line}" if line else "" for line in doc.splitlines()).lstrip()
     return (
         f"# Exercise {label}: write `{fn.__name__}` yourself, then run the check below.\n"
         f"def {fn.__name__}({', '.join(params)}){returns}:\n"
