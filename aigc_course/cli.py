@@ -4,7 +4,20 @@
 * ``aigc-course judge [--epochs E] [--seed S] [--out PATH]`` -- retrain the digits judge
   (by default overwriting the shipped checkpoint).
 
-Later chapters add ``train`` and ``sample`` here. argparse lives only at this edge;
+* ``aigc-course train KIND --dataset digits --image-size 16 [--conditional] --profile cpu
+  --out ckpt.pt`` -- train a model of a registered kind (:data:`MODEL_KINDS`) and save it.
+* ``aigc-course sample CKPT --n 500 [--label K] [--steps S] [--guidance W] --out s.npz``
+  -- draw samples from any checkpoint (``--steps``/``--guidance``: diffusion only); the
+  file holds ``images`` ``(N, C, H, W)`` in ``[-1, 1]`` and ``labels`` (``-1`` for an
+  unconditional model).
+* ``aigc-course reconstruct CKPT [--split test] [--n 16] [--out rec.npz]`` -- encode and
+  decode real images (kinds that can), printing PSNR and SSIM.
+
+A checkpoint records its kind and config (:mod:`aigc_course.train.checkpoint`), so
+``sample`` knows what to build. A chapter registers its kind by adding one line to
+:data:`MODEL_KINDS`: a module with ``cli_train(dataset, image_size, conditional, profile,
+seed, steps, out)``, ``cli_sample(checkpoint, n, label, seed)`` and, optionally,
+``cli_reconstruct(checkpoint, dataset, split, n)``. argparse lives only at this edge;
 each command calls a plain function of the package.
 """
 
@@ -15,6 +28,10 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+#: model kind -> the module holding its ``cli_train`` / ``cli_sample`` hooks
+MODEL_KINDS: dict[str, str] = {"vae": "aigc_course.train.vae",
+                               "ddpm": "aigc_course.train.diffusion"}
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -41,6 +58,83 @@ def _judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kind_module(kind: str):  # noqa: ANN202
+    import importlib
+
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(sorted(MODEL_KINDS))}")
+    return importlib.import_module(MODEL_KINDS[kind])
+
+
+def _fail(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        module = _kind_module(args.kind)
+        metrics = module.cli_train(args.dataset, args.image_size, args.conditional,
+                                   args.profile, args.seed, args.steps, args.out)
+    except ValueError as error:
+        return _fail(error)
+    print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _save_npz(path: Path, **arrays: object) -> None:
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{k: v.detach().cpu().numpy() for k, v in arrays.items()})  # type: ignore[attr-defined]
+
+
+def _accepts(function: object, kwargs: dict[str, object]) -> bool:
+    import inspect
+
+    return set(kwargs) <= set(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from aigc_course.train.checkpoint import read_checkpoint
+
+    try:
+        if args.n < 1:
+            raise ValueError(f"--n must be >= 1, got {args.n}")
+        checkpoint = read_checkpoint(args.checkpoint)
+        module = _kind_module(str(checkpoint.get("kind")))
+        extra = {k: getattr(args, k) for k in ("steps", "guidance")
+                 if getattr(args, k) is not None}
+        if extra and not _accepts(module.cli_sample, extra):
+            raise ValueError(f"{', '.join('--' + k for k in extra)} do not apply to a "
+                             f"{checkpoint['kind']!r} model")
+        images, labels = module.cli_sample(checkpoint, args.n, args.label, args.seed, **extra)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    _save_npz(args.out, images=images.float(), labels=labels.long())
+    print(json.dumps({"kind": checkpoint["kind"], "n": len(images),
+                      "shape": list(images.shape), "out": str(args.out)}))
+    return 0
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from aigc_course.train.checkpoint import read_checkpoint
+
+    try:
+        checkpoint = read_checkpoint(args.checkpoint)
+        module = _kind_module(str(checkpoint.get("kind")))
+        if not hasattr(module, "cli_reconstruct"):
+            raise ValueError(f"a {checkpoint['kind']!r} model cannot reconstruct images")
+        x, x_hat, labels, scores = module.cli_reconstruct(checkpoint, args.dataset,
+                                                          args.split, args.n)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    if args.out is not None:
+        _save_npz(args.out, originals=x, images=x_hat, labels=labels)
+    print(json.dumps(scores))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``aigc-course`` argument parser; chapters add sub-commands here."""
     parser = argparse.ArgumentParser(
@@ -60,6 +154,38 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--out", type=Path, default=None,
                        help="where to save (default: the shipped checkpoint)")
     judge.set_defaults(func=_judge)
+
+    train = sub.add_parser("train", help="train a model and save a checkpoint")
+    train.add_argument("kind", choices=sorted(MODEL_KINDS), help="the model kind")
+    train.add_argument("--dataset", default=None, help="default: the profile's dataset")
+    train.add_argument("--image-size", type=int, default=None,
+                       help="default: the profile's image size")
+    train.add_argument("--conditional", action="store_true", help="class-conditional model")
+    train.add_argument("--profile", default="cpu", help="smoke, cpu, gpu or auto")
+    train.add_argument("--steps", type=int, default=None, help="default: the profile's")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    train.set_defaults(func=_train)
+
+    sample = sub.add_parser("sample", help="draw samples from a checkpoint into a .npz")
+    sample.add_argument("checkpoint", type=Path)
+    sample.add_argument("--n", type=int, default=500)
+    sample.add_argument("--label", type=int, default=None, help="class (conditional models)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--steps", type=int, default=None,
+                        help="sampling steps (diffusion; default 50 DDIM steps)")
+    sample.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance scale w (conditional diffusion)")
+    sample.add_argument("--out", type=Path, required=True, help="the .npz to write")
+    sample.set_defaults(func=_sample)
+
+    rec = sub.add_parser("reconstruct", help="reconstruct real images; print PSNR and SSIM")
+    rec.add_argument("checkpoint", type=Path)
+    rec.add_argument("--dataset", default="digits")
+    rec.add_argument("--split", default="test", choices=["train", "val", "test"])
+    rec.add_argument("--n", type=int, default=None, help="at most this many (default: all)")
+    rec.add_argument("--out", type=Path, default=None, help="optional .npz to write")
+    rec.set_defaults(func=_reconstruct)
     return parser
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import pickle
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from tqdm.auto import tqdm
 
 from aigc_course.data.registry import load_images, resize
 from aigc_course.models.classifier import ClassifierConfig, DigitClassifier
+from aigc_course.train.checkpoint import load_checked
 from aigc_course.utils import Timer, count_params, get_device, seed_everything
 
 Tensor = torch.Tensor
@@ -242,24 +242,7 @@ def read_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
         ValueError: the file is corrupt or is not a digits-judge checkpoint.
     """
     path = Path(path) if path is not None else DEFAULT_PATH
-    if not path.is_file():
-        raise FileNotFoundError(f"no judge checkpoint at {path}; {REGENERATE}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:  # objects weights_only loading refuses
-        raise ValueError(f"{path} is not a digits-judge checkpoint: it holds objects other "
-                         "than tensors and plain values, which weights_only loading refuses "
-                         f"(it may also be corrupt); {REGENERATE}") from error
-    except Exception as error:  # not a zip, truncated file, bad magic number, ...
-        raise ValueError(f"{path} is not a readable torch checkpoint "
-                         f"({type(error).__name__}); it may be corrupt or truncated; "
-                         f"{REGENERATE}") from error
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        found = (f"a dict with keys {sorted(map(str, checkpoint))[:6]}"
-                 if isinstance(checkpoint, dict) else f"a {type(checkpoint).__name__}")
-        raise ValueError(f"{path} is not a digits-judge checkpoint (expected a dict with "
-                         f"format={FORMAT!r}, found {found}); {REGENERATE}")
-    return checkpoint
+    return load_checked(path, FORMAT, "a digits-judge checkpoint", REGENERATE)
 
 
 def load_judge(path: str | Path | None = None) -> DigitClassifier:

@@ -163,7 +163,7 @@ def stub_source(label: str, spec: str) -> str:
     return (
         f"# Exercise {label}: write `{fn.__name__}` yourself, then run the check below.\n"
         f"def {fn.__name__}({', '.join(params)}){returns}:\n"
-        f'    """{doc_lines}\n    """\n'
+        f'    r"""{doc_lines}\n    """\n'
         f'    raise NotImplementedError("Exercise {label}: implement {fn.__name__}")\n'
     )
 
@@ -187,27 +187,36 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return out
 
 
-def refresh(path: Path) -> None:
-    """Execute ``path`` on the smoke profile and keep only the marked cells' outputs."""
-    import tempfile
+def execute(path: Path, out: Path, profile: str = "smoke",
+            env: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    """Run notebook ``path`` with papermill on ``profile``, writing the result to ``out``.
 
+    ``PROFILE`` is injected as a parameter and ``$AIGC_PROFILE`` set for the kernel, with
+    ``env`` added to the kernel's environment for the run only.
+    """
     import papermill
 
-    env = {"AIGC_PROFILE": "smoke"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    run_env = {"AIGC_PROFILE": profile, **(env or {})}
+    old = {k: os.environ.get(k) for k in run_env}
+    os.environ.update(run_env)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / path.name
-            papermill.execute_notebook(str(path), str(out), cwd=str(path.parent),
-                                       parameters={"PROFILE": "smoke"}, progress_bar=False)
-            executed = nbformat.read(out, as_version=4)
+        papermill.execute_notebook(str(path), str(out), cwd=str(path.parent),
+                                   parameters={"PROFILE": profile}, progress_bar=False)
     finally:
         for key, value in old.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    return nbformat.read(out, as_version=4)
+
+
+def refresh(path: Path) -> None:
+    """Execute ``path`` on the smoke profile and keep only the marked cells' outputs."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = execute(path, Path(tmp) / path.name)
     nbformat.write(strip_outputs(executed), path)
 
 

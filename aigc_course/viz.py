@@ -129,8 +129,11 @@ def scatter2d(points: Tensor, labels: Tensor | None = None, title: str | None = 
     else:
         fig = ax.figure
     p = points.detach().cpu().numpy()
-    c = None if labels is None else labels.detach().cpu().numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=3, c=c, cmap="tab10", alpha=0.6)
+    if labels is None:
+        ax.scatter(p[:, 0], p[:, 1], s=3, alpha=0.6)
+    else:
+        ax.scatter(p[:, 0], p[:, 1], s=3, c=labels.detach().cpu().numpy(), cmap="tab10",
+                   alpha=0.6)
     ax.set_aspect("equal")
     if title:
         ax.set_title(title)

@@ -2,6 +2,7 @@
 
 * :mod:`~aigc_course.metrics.frechet` -- the Fréchet distance between Gaussians
   (the formula behind FID), computed stably from scratch.
+* :mod:`~aigc_course.metrics.image` -- PSNR and SSIM of reconstructions, from scratch.
 * :mod:`~aigc_course.metrics.judge` -- judge FID, recognisability, class coverage and
   label accuracy of generated digits, scored by the shipped digits judge.
 """
@@ -11,6 +12,7 @@ from aigc_course.metrics.frechet import (
     frechet_distance_from_features,
     gaussian_stats,
 )
+from aigc_course.metrics.image import psnr, ssim
 from aigc_course.metrics.judge import (
     class_coverage,
     judge_features,
@@ -29,5 +31,7 @@ __all__ = [
     "judge_fid",
     "judge_report",
     "label_accuracy",
+    "psnr",
     "recognisability",
+    "ssim",
 ]

@@ -1,0 +1,14 @@
+"""Diffusion algorithms that take a network: noise schedules and DDPM (Ho et al. 2020).
+
+``NoiseSchedule.linear(T)`` / ``NoiseSchedule.cosine(T)`` give $\\beta$, $\\alpha$,
+$\\bar\\alpha$; ``DDPM(eps_model, schedule)`` offers ``q_sample``, ``loss``, ``p_sample``
+and ``sample``; ``DDIM(eps_model, schedule, eta)`` samples in few steps (Song et al. 2021);
+``Guided(eps_model, w)`` is classifier-free guidance (Ho & Salimans 2022).
+"""
+
+from aigc_course.diffusion.ddim import DDIM, ddim_timesteps
+from aigc_course.diffusion.ddpm import DDPM
+from aigc_course.diffusion.guidance import Guided, drop_labels
+from aigc_course.diffusion.schedules import NoiseSchedule
+
+__all__ = ["DDIM", "DDPM", "Guided", "NoiseSchedule", "ddim_timesteps", "drop_labels"]

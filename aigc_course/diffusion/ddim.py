@@ -1,0 +1,105 @@
+"""DDIM sampling (Song, Meng & Ermon 2021): few steps on a DDPM's schedule, no retraining.
+
+With $\\hat x_0 = (x_t - \\sqrt{1 - \\bar\\alpha_t}\\,\\epsilon_\\theta)/\\sqrt{\\bar\\alpha_t}$,
+one step from $t$ to an earlier $s$ is (Song et al. 2021, eq. 12)
+$$x_s = \\sqrt{\\bar\\alpha_s}\\,\\hat x_0 + \\sqrt{1 - \\bar\\alpha_s - \\sigma_t^2}\\,
+\\epsilon_\\theta + \\sigma_t z, \\qquad
+\\sigma_t = \\eta \\sqrt{\\frac{1 - \\bar\\alpha_s}{1 - \\bar\\alpha_t}}
+\\sqrt{1 - \\frac{\\bar\\alpha_t}{\\bar\\alpha_s}}\\quad\\text{(eq. 16)}.$$
+$\\eta = 0$ is deterministic (DDIM); $\\eta = 1$ with every step is DDPM's ancestral
+sampler with $\\sigma_t^2 = \\tilde\\beta_t$. The $S$ steps are evenly spaced,
+$t_k = k\\lfloor T/S \\rfloor$ ("leading" spacing, as diffusers' ``DDIMScheduler``), and
+the last step goes to $\\bar\\alpha = 1$.
+
+Optional clipping of $\\hat x_0$ to $[-1, 1]$ (images), with $\\epsilon$ re-derived from
+the clipped $\\hat x_0$, as diffusers and GLIDE do.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aigc_course.diffusion.schedules import NoiseSchedule
+
+Tensor = torch.Tensor
+
+
+def ddim_timesteps(T: int, steps: int) -> list[int]:
+    """The 0-based steps visited, largest first: $t_k = k\\lfloor T/S \\rfloor$."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in [1, {T}], got {steps}")
+    stride = T // steps
+    return [k * stride for k in reversed(range(steps))]
+
+
+class DDIM:
+    """The DDIM sampler around $\\epsilon_\\theta$ on a DDPM's schedule.
+
+    Args:
+        eps_model: ``eps_model(xt, t)`` or, with labels, ``eps_model(xt, t, y)``
+            (e.g. a :class:`~aigc_course.diffusion.guidance.Guided` network).
+        schedule: the schedule the network was trained with.
+        eta: $\\eta \\in [0, 1]$, the noise of each step (0: deterministic).
+        clip_x0: clip $\\hat x_0$ to $[-1, 1]$.
+    """
+
+    def __init__(self, eps_model: nn.Module, schedule: NoiseSchedule, eta: float = 0.0,
+                 clip_x0: bool = False) -> None:
+        if not 0 <= eta <= 1:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
+        self.eps_model, self.eta, self.clip_x0 = eps_model, float(eta), clip_x0
+        param = next(eps_model.parameters(), None)
+        self.schedule = schedule.to(param.device if param is not None else "cpu")
+
+    def step(self, xt: Tensor, t: int, t_prev: int, eps: Tensor,
+             generator: torch.Generator | None = None) -> Tensor:
+        """One update $x_t \\to x_{t_\\text{prev}}$ (eq. 12) given $\\epsilon_\\theta(x_t, t)$;
+        ``t_prev = -1`` means $\\bar\\alpha = 1$ (the data)."""
+        ab = self.schedule.alpha_bar
+        alpha_bar = ab[t]
+        alpha_bar_prev = ab[t_prev] if t_prev >= 0 else ab.new_tensor(1.0)
+        x0 = (xt - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()     # predicted x_0
+        if self.clip_x0:
+            x0 = x0.clamp(-1, 1)
+            eps = (xt - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
+        sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar)
+                            * (1 - alpha_bar / alpha_bar_prev)).sqrt()   # eq. 16
+        x_prev = alpha_bar_prev.sqrt() * x0 + (1 - alpha_bar_prev - sigma**2).sqrt() * eps
+        if self.eta > 0:
+            x_prev = x_prev + sigma * torch.randn(xt.shape, generator=generator).to(xt.device)
+        return x_prev                                                     # eq. 12
+
+    @torch.no_grad()
+    def sample(self, shape: tuple[int, ...], steps: int = 50, y: Tensor | None = None,
+               generator: torch.Generator | None = None, progress: bool = False,
+               x_T: Tensor | None = None, return_path: bool = False) -> Tensor:
+        """Draw $x_T \\sim \\mathcal N(0, I)$ and take ``steps`` DDIM steps.
+
+        Args:
+            shape: ``(B, ...)``.
+            steps: $S \\le T$.
+            y: optional ``(B,)`` labels.
+            generator: CPU random generator.
+            progress: a ``tqdm`` bar.
+            x_T: the starting noise (``shape``); drawn when ``None``.
+            return_path: return every intermediate $x$, ``(S + 1, B, ...)``.
+
+        Returns:
+            $x_0$ ``shape`` (or the path).
+        """
+        was_training = getattr(self.eps_model, "training", False)
+        self.eps_model.eval()
+        device = self.schedule.beta.device
+        x = (torch.randn(shape, generator=generator) if x_T is None else x_T).to(device)
+        path = [x]
+        ts = ddim_timesteps(self.schedule.T, steps)
+        for k, t in enumerate(tqdm(ts, disable=not progress, desc="DDIM sampling")):
+            t_prev = ts[k + 1] if k + 1 < len(ts) else -1
+            tt = torch.full((shape[0],), t, dtype=torch.long, device=device)  # (B,)
+            eps = self.eps_model(x, tt) if y is None else self.eps_model(x, tt, y)
+            x = self.step(x, t, t_prev, eps, generator)
+            path.append(x)
+        self.eps_model.train(was_training)
+        return torch.stack(path) if return_path else x

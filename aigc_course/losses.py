@@ -1,0 +1,201 @@
+"""Loss functions, one per equation: the VAE chapter's ELBO, its terms and the IWAE bound.
+
+Kingma & Welling (2014), "Auto-encoding variational Bayes" (eq. 3 the ELBO, eq. 10 the
+Gaussian KL in closed form); Burda, Grosse & Salakhutdinov (2016), "Importance weighted
+autoencoders" (eq. 8, the $k$-sample bound). Every function returns per-example values
+``(B,)`` in nats (summed over pixels / latent dimensions), so callers choose how to
+average, and the loss scale stays visible.
+
+Images are in $[-1, 1]$ as everywhere in the course; the decoder outputs one real number
+per pixel, ``logits``, and its mean image is $2\\sigma(\\text{logits}) - 1$ for both
+likelihoods (Bernoulli on the pixel intensity $(x+1)/2 \\in [0, 1]$, used as a soft target,
+or a Gaussian with a fixed standard deviation around that mean). Simplified: the Gaussian
+decoder has one fixed $\\sigma_x$, not a learned one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal, get_args
+
+import torch
+import torch.nn.functional as F
+
+from aigc_course.divergences import LOG_2PI, kl_gaussian_diag
+
+Tensor = torch.Tensor
+Likelihood = Literal["bernoulli", "gaussian"]
+LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
+
+
+def _check_likelihood(likelihood: str) -> None:
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+
+
+def decoder_mean(logits: Tensor) -> Tensor:
+    """The decoder's mean image in $[-1, 1]$: $2\\sigma(\\text{logits}) - 1$ (same shape)."""
+    return 2 * torch.sigmoid(logits) - 1
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """$\\mathrm{KL}(\\mathcal N(\\mu, \\operatorname{diag}\\sigma^2) \\Vert \\mathcal N(0, I))$.
+
+    $$\\mathrm{KL} = \\tfrac12 \\sum_j \\left(\\mu_j^2 + \\sigma_j^2
+    - \\log\\sigma_j^2 - 1\\right)$$
+    (Kingma & Welling 2014, appendix B).
+
+    Args:
+        mu, logvar: ``(B, D)`` mean and log-variance of $q(z \\mid x)$.
+
+    Returns:
+        ``(B,)`` nats.
+    """
+    return kl_gaussian_diag(mu, logvar)            # the general form with q = N(0, I)
+
+
+def gaussian_log_density(z: Tensor, mu: Tensor | float = 0.0,
+                         logvar: Tensor | float = 0.0) -> Tensor:
+    """$\\log \\mathcal N(z; \\mu, \\operatorname{diag} e^{\\text{logvar}})$, summed over axis -1.
+
+    Args:
+        z: ``(..., D)`` points; ``mu``, ``logvar`` broadcast to it (default $\\mathcal N(0, I)$).
+
+    Returns:
+        ``(...)`` log densities.
+    """
+    logvar = torch.as_tensor(logvar, dtype=z.dtype)
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+def bernoulli_log_likelihood(x: Tensor, logits: Tensor) -> Tensor:
+    """Bernoulli $\\log p(x \\mid z) = \\sum_i t_i \\log p_i + (1 - t_i) \\log(1 - p_i)$.
+
+    Targets $t = (x+1)/2$, probabilities $p = \\sigma(\\text{logits})$.
+
+    Args:
+        x: ``(B, C, H, W)`` images in $[-1, 1]$ (grey levels act as soft targets).
+        logits: ``(B, C, H, W)`` decoder outputs.
+
+    Returns:
+        ``(B,)`` nats (negative: its maximum for a grey target is not 0).
+    """
+    target = (x + 1) / 2
+    return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+
+
+def gaussian_log_likelihood(x: Tensor, logits: Tensor, sigma: float = 0.1) -> Tensor:
+    """Gaussian $\\log \\mathcal N(x; \\hat x, \\sigma^2 I)$.
+
+    $$\\log p(x \\mid z) = -\\frac{\\lVert x - \\hat x\\rVert^2}{2\\sigma^2}
+    - \\frac D2 \\log(2\\pi\\sigma^2)$$
+
+    Args:
+        x: ``(B, C, H, W)`` images in $[-1, 1]$.
+        logits: decoder outputs; the mean is :func:`decoder_mean` of them.
+        sigma: the fixed decoder standard deviation (pixel units of $[-1, 1]$).
+
+    Returns:
+        ``(B,)`` nats.
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    x_hat = decoder_mean(logits)
+    d = x[0].numel()
+    squared = (x - x_hat).pow(2).flatten(1).sum(1)                       # (B,)
+    return -squared / (2 * sigma**2) - 0.5 * d * (LOG_2PI + 2 * math.log(sigma))
+
+
+def log_likelihood(x: Tensor, logits: Tensor, likelihood: Likelihood = "bernoulli",
+                   sigma: float = 0.1) -> Tensor:
+    """$\\log p_\\theta(x \\mid z)$ per example ``(B,)`` for either decoder likelihood."""
+    _check_likelihood(likelihood)
+    if likelihood == "bernoulli":
+        return bernoulli_log_likelihood(x, logits)
+    return gaussian_log_likelihood(x, logits, sigma)
+
+
+def elbo_terms(x: Tensor, logits: Tensor, mu: Tensor, logvar: Tensor,
+               likelihood: Likelihood = "bernoulli", sigma: float = 0.1
+               ) -> dict[str, Tensor]:
+    """The two terms of the ELBO with one reparameterised sample (Kingma & Welling 2014, eq. 10).
+
+    $$\\mathrm{ELBO}(x) =
+    \\underbrace{\\mathbb E_{q}[\\log p_\\theta(x \\mid z)]}_{-\\text{reconstruction}}
+    - \\underbrace{\\mathrm{KL}(q_\\phi(z \\mid x) \\Vert p(z))}_{\\text{kl}}$$
+
+    Args:
+        x: ``(B, C, H, W)`` images; ``logits``: decoder outputs for $z \\sim q(z \\mid x)$.
+        mu, logvar: ``(B, D)`` of $q(z \\mid x)$.
+
+    Returns:
+        ``{"reconstruction": (B,), "kl": (B,)}`` in nats: reconstruction is
+        $-\\log p(x \\mid z)$, so $-\\mathrm{ELBO}$ = reconstruction + kl.
+    """
+    return {"reconstruction": -log_likelihood(x, logits, likelihood, sigma),
+            "kl": gaussian_kl(mu, logvar)}
+
+
+def beta_vae_loss(terms: dict[str, Tensor], beta: float = 1.0) -> Tensor:
+    """The $\\beta$-VAE objective (Higgins et al. 2017, eq. 4), averaged over the batch.
+
+    $\\frac1B\\sum_b \\text{reconstruction}_b + \\beta\\,\\text{kl}_b$;
+    $\\beta = 1$ is $-$ELBO; ``terms`` as returned by :func:`elbo_terms`.
+    """
+    return (terms["reconstruction"] + beta * terms["kl"]).mean()
+
+
+def iwae_bound(log_px_given_z: Tensor, log_pz: Tensor, log_qz: Tensor) -> Tensor:
+    """The importance-weighted bound of Burda et al. (2016, eq. 8) from $k$ samples.
+
+    $$\\mathcal L_k(x) = \\log \\frac1k \\sum_{i=1}^k
+    \\frac{p_\\theta(x, z_i)}{q_\\phi(z_i \\mid x)}, \\quad z_i \\sim q_\\phi(z \\mid x);$$
+    $\\mathcal L_1$ is the ELBO, and in expectation
+    $\\mathcal L_k \\le \\mathcal L_{k+1} \\le \\log p(x)$.
+
+    Args:
+        log_px_given_z, log_pz, log_qz: ``(k, B)`` log densities of the $k$ samples.
+
+    Returns:
+        ``(B,)`` nats.
+    """
+    log_w = log_px_given_z + log_pz - log_qz                              # (k, B)
+    return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+
+def reparameterised_gradients(f: Callable[[Tensor], Tensor], mu: float, sigma: float,
+                              n: int, generator: torch.Generator | None = None) -> Tensor:
+    """$n$ pathwise estimates of $\\partial_\\mu \\mathbb E f(z)$, $z$ from a Gaussian.
+
+    The pathwise (reparameterisation) estimator (Kingma & Welling 2014, sec. 2.4):
+    $z = \\mu + \\sigma\\epsilon$, so $\\partial_\\mu f(z) = f'(\\mu + \\sigma\\epsilon)$.
+
+    Args:
+        f: an elementwise differentiable function of a tensor.
+        mu, sigma: the Gaussian's parameters.
+        n: how many independent estimates.
+
+    Returns:
+        ``(n,)`` estimates (their mean is unbiased; their variance is what matters).
+    """
+    eps = torch.randn(n, generator=generator, dtype=torch.float64)
+    z_each = (mu + sigma * eps).requires_grad_(True)                      # (n,) leaf per sample
+    (grads,) = torch.autograd.grad(f(z_each).sum(), z_each)               # f'(z_i), dz/dmu = 1
+    return grads.detach()
+
+
+def score_function_gradients(f: Callable[[Tensor], Tensor], mu: float, sigma: float,
+                             n: int, generator: torch.Generator | None = None) -> Tensor:
+    """$n$ one-sample REINFORCE estimates of the same gradient (Williams 1992).
+
+    $\\partial_\\mu \\mathbb E[f(z)]
+    = \\mathbb E[f(z)\\,\\partial_\\mu \\log \\mathcal N(z; \\mu, \\sigma^2)]
+    = \\mathbb E[f(z)\\,(z - \\mu)/\\sigma^2]$: it needs values of $f$ only, not $f'$.
+
+    Returns:
+        ``(n,)`` estimates.
+    """
+    z = mu + sigma * torch.randn(n, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        return f(z) * (z - mu) / sigma**2

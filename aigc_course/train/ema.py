@@ -1,0 +1,33 @@
+"""An exponential moving average (EMA) of a model's weights (Polyak averaging).
+
+$\\theta_\\text{EMA} \\leftarrow d\\,\\theta_\\text{EMA} + (1 - d)\\,\\theta$ after each step;
+diffusion models sample from the EMA weights (Ho et al. 2020, appendix B, $d = 0.9999$;
+short CPU runs need a shorter memory, e.g. $d = 0.995$). Simplified: buffers are copied,
+not averaged; a warm-up $d_k = \\min(d, (1 + k)/(10 + k))$ lets early steps count.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class EMA:
+    """Keeps ``self.model``, an averaged copy of ``model``; call :meth:`update` after a step."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.995) -> None:
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        self.decay, self.steps = decay, 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))         # warm-up
+        self.steps += 1
+        for p_ema, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1 - d)                                # d p_ema + (1-d) p
+        for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)

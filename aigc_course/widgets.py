@@ -1,0 +1,154 @@
+"""Latent-space widgets that still show something when nobody moves a slider.
+
+:class:`LatentSliders` puts one ``ipywidgets`` slider on each of a few latent dimensions
+and redraws the decoded image when one moves. A built book or a headless test run has
+no kernel to call back, so :func:`show_latent_sliders` displays the widget *and* the
+static figure of its default state; :func:`traversal_figure` and
+:func:`interpolation_figure` are the static views (a grid of decoded images).
+
+The decoder is any callable from latents ``(B, D)`` to images ``(B, C, H, W)`` in
+$[-1, 1]$ (e.g. :meth:`aigc_course.models.vae.ConvVAE.decode_mean`), so GAN and
+diffusion chapters can reuse these helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from matplotlib.figure import Figure
+
+from aigc_course.viz import image_grid
+
+Tensor = torch.Tensor
+Decoder = Callable[[Tensor], Tensor]
+Interpolation = Literal["linear", "slerp"]
+
+
+def _check_z(z: Tensor) -> Tensor:
+    if z.ndim != 1:
+        raise ValueError(f"z must be one latent vector (D,), got shape {tuple(z.shape)}")
+    return z.detach().float()
+
+
+def traversal_latents(z: Tensor, dims: Sequence[int], span: float = 3.0,
+                      steps: int = 9) -> Tensor:
+    """Copies of ``z`` ``(D,)`` with one dimension swept over ``[-span, span]``.
+
+    Returns:
+        ``(len(dims) * steps, D)``: row ``i`` sweeps ``dims[i]``.
+    """
+    z = _check_z(z)
+    bad = [d for d in dims if not 0 <= d < len(z)]
+    if bad:
+        raise ValueError(f"dims {bad} out of range for a {len(z)}-d latent")
+    values = torch.linspace(-span, span, steps)
+    rows = []
+    for d in dims:
+        block = z.repeat(steps, 1)                                       # (steps, D)
+        block[:, d] = values
+        rows.append(block)
+    return torch.cat(rows)                                               # (len(dims)*steps, D)
+
+
+def interpolate_latents(z0: Tensor, z1: Tensor, steps: int = 10,
+                        mode: Interpolation = "linear") -> Tensor:
+    """Latents on the path from ``z0`` to ``z1`` ``(D,)``: ``(steps, D)``.
+
+    ``"slerp"`` follows the great circle (Shoemake 1985), keeping the norm near that
+    of typical Gaussian samples; ``"linear"`` cuts through the low-norm middle.
+    """
+    z0, z1 = _check_z(z0), _check_z(z1)
+    if mode not in ("linear", "slerp"):
+        raise ValueError(f"unknown mode {mode!r}; valid: linear, slerp")
+    t = torch.linspace(0, 1, steps)[:, None]                              # (steps, 1)
+    if mode == "linear":
+        return (1 - t) * z0 + t * z1
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm())
+    omega = torch.arccos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+@torch.no_grad()
+def traversal_figure(decode: Decoder, z: Tensor, dims: Sequence[int], span: float = 3.0,
+                     steps: int = 9, title: str | None = None) -> Figure:
+    """A grid: one row per latent dimension in ``dims``, swept over ``[-span, span]``."""
+    images = decode(traversal_latents(z, dims, span, steps))
+    return image_grid(images, nrow=steps, title=title or f"latent traversal, dims {list(dims)}")
+
+
+@torch.no_grad()
+def interpolation_figure(decode: Decoder, z0: Tensor, z1: Tensor, steps: int = 10,
+                         mode: Interpolation = "linear", title: str | None = None) -> Figure:
+    """One row of decoded images along the path from ``z0`` to ``z1``."""
+    images = decode(interpolate_latents(z0, z1, steps, mode))
+    return image_grid(images, nrow=steps, title=title or f"{mode} interpolation")
+
+
+class LatentSliders:
+    """Sliders on a few latent dimensions and the image they decode to.
+
+    Args:
+        decode: latents ``(B, D)`` -> images ``(B, C, H, W)`` in $[-1, 1]$.
+        z: the starting latent ``(D,)`` (the sliders' default state).
+        dims: the dimensions that get a slider.
+        span: slider range ``[-span, span]``.
+
+    Attributes:
+        widget: the ``ipywidgets.VBox`` to display (sliders above an ``Output``).
+        figure: the figure of the current state (redrawn when a slider moves).
+    """
+
+    def __init__(self, decode: Decoder, z: Tensor, dims: Sequence[int] = (0, 1, 2, 3),
+                 span: float = 3.0) -> None:
+        import ipywidgets as widgets
+
+        self.decode, self.z, self.dims = decode, _check_z(z).clone(), list(dims)
+        traversal_latents(self.z, self.dims, span, 2)                    # validates dims
+        self.sliders = [widgets.FloatSlider(value=float(self.z[d]), min=-span, max=span,
+                                            step=0.1, description=f"z[{d}]",
+                                            continuous_update=False) for d in self.dims]
+        self.output = widgets.Output()
+        self.figure = self.render()
+        for slider in self.sliders:
+            slider.observe(self._changed, names="value")
+        self.widget = widgets.VBox([*self.sliders, self.output])
+
+    def latent(self) -> Tensor:
+        """The latent the sliders currently encode, ``(D,)``."""
+        z = self.z.clone()
+        for d, slider in zip(self.dims, self.sliders, strict=True):
+            z[d] = slider.value
+        return z
+
+    @torch.no_grad()
+    def render(self) -> Figure:
+        """The decoded image of :meth:`latent` as a figure."""
+        values = ", ".join(f"z[{d}]={s.value:+.1f}" for d, s in zip(self.dims, self.sliders,
+                                                                   strict=True))
+        title = values if len(values) < 30 else "the sliders' current state"
+        return image_grid(self.decode(self.latent()[None]), nrow=1, scale=0.8, title=title)
+
+    def _changed(self, _change: object) -> None:
+        from IPython.display import display
+
+        self.figure = self.render()
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(self.figure)
+
+
+def show_latent_sliders(decode: Decoder, z: Tensor, dims: Sequence[int] = (0, 1, 2, 3),
+                        span: float = 3.0) -> LatentSliders:
+    """Display the slider widget and, below it, its default state as a static figure.
+
+    Live in Jupyter, the widget redraws as the sliders move; in a built book or a
+    headless run the static figure is what the reader sees.
+    """
+    from IPython.display import display
+
+    sliders = LatentSliders(decode, z, dims, span)
+    display(sliders.widget)
+    display(sliders.figure)
+    return sliders
