@@ -181,3 +181,16 @@ def test_mmd2_bandwidth_rule_and_errors() -> None:
         mmd2(x, y, bandwidth="mean")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"\(n, D\)"):
         energy_distance(x, y[:, :1])
+
+
+def test_mode_coverage_counts_modes_and_on_mode_share() -> None:
+    from aigc_course.data.toy2d import ring_centres
+    from aigc_course.metrics.distances import mode_coverage
+
+    centres = ring_centres()                                            # (8, 2)
+    samples = torch.cat([centres[:3], centres[:1] + 0.1, torch.zeros(4, 2)])   # 3 modes hit
+    result = mode_coverage(samples, centres, radius=0.25)
+    assert result["modes"] == 3 and result["on_mode"] == pytest.approx(4 / 8)
+    assert mode_coverage(torch.zeros(5, 2), centres)["modes"] == 0
+    with pytest.raises(ValueError, match="share D"):
+        mode_coverage(torch.zeros(5, 3), centres)
