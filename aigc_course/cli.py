@@ -13,6 +13,9 @@
 * ``aigc-course reconstruct CKPT [--split test] [--n 16] [--out rec.npz]`` -- encode and
   decode real images (kinds that can), printing PSNR and SSIM.
 
+Registered kinds: ``vae`` (chapter 04), ``ddpm`` (chapter 05), ``gan`` (chapter 03, a
+DCGAN; ``--conditional`` for the projection-discriminator conditional GAN).
+
 A checkpoint records its kind and config (:mod:`aigc_course.train.checkpoint`), so
 ``sample`` knows what to build. A chapter registers its kind by adding one line to
 :data:`MODEL_KINDS`: a module with ``cli_train(dataset, image_size, conditional, profile,
@@ -31,7 +34,8 @@ from pathlib import Path
 
 #: model kind -> the module holding its ``cli_train`` / ``cli_sample`` hooks
 MODEL_KINDS: dict[str, str] = {"vae": "aigc_course.train.vae",
-                               "ddpm": "aigc_course.train.diffusion"}
+                               "ddpm": "aigc_course.train.diffusion",
+                               "gan": "aigc_course.train.gan"}
 
 
 def _data(args: argparse.Namespace) -> int:

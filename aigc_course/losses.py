@@ -199,3 +199,125 @@ def score_function_gradients(f: Callable[[Tensor], Tensor], mu: float, sigma: fl
     z = mu + sigma * torch.randn(n, generator=generator, dtype=torch.float64)
     with torch.no_grad():
         return f(z) * (z - mu) / sigma**2
+
+
+# --- GANs (chapter 03) ---------------------------------------------------------------
+# Goodfellow et al. (2014), "Generative adversarial nets" (eq. 1, the minimax value, and
+# section 3, the non-saturating generator loss); Lim & Ye (2017) / Miyato et al. (2018)
+# the hinge loss; Arjovsky et al. (2017) the Wasserstein critic loss and Gulrajani et al.
+# (2017, eq. 3) its gradient penalty. Every function takes the discriminator's *logits*
+# (or critic values) $h = D(\cdot)$ ``(B,)``, with $D(x) = \sigma(h)$ the probability
+# "real", and returns the batch mean, a scalar to minimise.
+
+GANLoss = Literal["minimax", "non_saturating", "hinge", "wgan_gp"]
+GAN_LOSSES: tuple[str, ...] = get_args(GANLoss)
+
+
+def d_loss_minimax(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """$D$'s loss of the minimax game and of the non-saturating GAN (Goodfellow et al. 2014, eq. 1).
+
+    $$L_D = -\\mathbb E_x[\\log D(x)] - \\mathbb E_z[\\log(1 - D(G(z)))]$$
+    with $\\log\\sigma(h) = -\\operatorname{softplus}(-h)$ and
+    $\\log(1 - \\sigma(h)) = -\\operatorname{softplus}(h)$ (stable for large $|h|$).
+
+    Args:
+        real_logits: ``(B,)`` $D$'s logits on data. fake_logits: ``(B,)`` on $G(z)$.
+    """
+    # -log D(x) - log(1 - D(G(z))), averaged over the batch
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_loss_minimax(fake_logits: Tensor) -> Tensor:
+    """$G$'s loss in the minimax game: $L_G = \\mathbb E_z[\\log(1 - D(G(z)))]$ (eq. 1).
+
+    Its gradient vanishes when $D$ confidently rejects the fakes ($D(G(z)) \\to 0$):
+    $\\partial L_G / \\partial h = -\\sigma(h)$.
+    """
+    return -F.softplus(fake_logits).mean()                                # log(1 - sigma(h))
+
+
+def g_loss_non_saturating(fake_logits: Tensor) -> Tensor:
+    """$G$'s non-saturating loss $L_G = -\\mathbb E_z[\\log D(G(z))]$ (Goodfellow et al. 2014).
+
+    Section 3 of the paper.
+
+    Same fixed point as the minimax loss, but a strong gradient early in training:
+    $\\partial L_G / \\partial h = \\sigma(h) - 1$.
+    """
+    return F.softplus(-fake_logits).mean()                                # -log sigma(h)
+
+
+def d_loss_hinge(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge loss of $D$ (Lim & Ye 2017; Miyato et al. 2018, eq. 16).
+
+    $$L_D = \\mathbb E_x[\\max(0, 1 - h(x))] + \\mathbb E_z[\\max(0, 1 + h(G(z)))]$$
+    """
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def g_loss_hinge(fake_logits: Tensor) -> Tensor:
+    """Hinge loss of $G$: $L_G = -\\mathbb E_z[h(G(z))]$ (Miyato et al. 2018, eq. 17)."""
+    return -fake_logits.mean()
+
+
+def d_loss_wasserstein(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Wasserstein critic loss $L_D = \\mathbb E_z[f(G(z))] - \\mathbb E_x[f(x)]$.
+
+    Arjovsky, Chintala & Bottou (2017), eq. 3, with $D$'s output as the critic $f$.
+
+    Add :func:`gradient_penalty` to keep $f$ near 1-Lipschitz (WGAN-GP).
+    """
+    return fake_logits.mean() - real_logits.mean()
+
+
+def g_loss_wasserstein(fake_logits: Tensor) -> Tensor:
+    """Wasserstein generator loss $L_G = -\\mathbb E_z[f(G(z))]$."""
+    return -fake_logits.mean()
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
+                     generator: torch.Generator | None = None,
+                     alpha: Tensor | None = None) -> Tensor:
+    """WGAN-GP's gradient penalty (Gulrajani et al. 2017).
+
+    $$\\text{GP} = \\mathbb E_{\\hat x}\\left[(\\lVert\\nabla_{\\hat x} f(\\hat x)\\rVert_2
+    - 1)^2\\right]$$
+
+    $\\hat x = \\alpha x + (1 - \\alpha)\\tilde x$ with $\\alpha \\sim U[0, 1]$ per example,
+    on lines between real $x$ and fake $\\tilde x$ (Gulrajani et al. 2017, eq. 3 and
+    Algorithm 1; the weight $\\lambda = 10$ is the caller's).
+
+    Args:
+        critic: $f$, mapping ``(B, ...)`` to ``(B,)`` (close over labels if conditional).
+        real, fake: ``(B, ...)`` examples; ``fake`` should be detached.
+        generator: random generator for $\\alpha$.
+        alpha: ``(B,)`` fixed mixing weights instead of random ones (tests).
+
+    Returns:
+        A scalar, differentiable with respect to the critic's parameters.
+    """
+    if alpha is None:
+        alpha = torch.rand(real.shape[0], generator=generator).to(real.device)
+    alpha = alpha.view(-1, *([1] * (real.dim() - 1)))                     # (B, 1, ...)
+    x_hat = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(dim=1)                                    # (B,) ||grad f(x_hat)||
+    return (norm - 1).pow(2).mean()                                       # (||grad|| - 1)^2
+
+
+def gan_losses(loss: GANLoss) -> tuple[Callable[[Tensor, Tensor], Tensor],
+                                       Callable[[Tensor], Tensor]]:
+    """The ``(d_loss(real_logits, fake_logits), g_loss(fake_logits))`` pair of a GAN loss.
+
+    ``"wgan_gp"`` returns the Wasserstein pair; the training loop adds the penalty.
+
+    Raises:
+        ValueError: an unknown ``loss`` (valid: minimax, non_saturating, hinge, wgan_gp).
+    """
+    pairs = {"minimax": (d_loss_minimax, g_loss_minimax),
+             "non_saturating": (d_loss_minimax, g_loss_non_saturating),
+             "hinge": (d_loss_hinge, g_loss_hinge),
+             "wgan_gp": (d_loss_wasserstein, g_loss_wasserstein)}
+    if loss not in pairs:
+        raise ValueError(f"unknown GAN loss {loss!r}; valid: {', '.join(GAN_LOSSES)}")
+    return pairs[loss]

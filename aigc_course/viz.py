@@ -104,6 +104,36 @@ def plot_curves(history: Mapping[str, Sequence[float]], xlabel: str = "step",
     return _detached(fig)
 
 
+def plot_study(results: Mapping[str, Mapping[str, Sequence]], metric: str = "coverage",
+               ylabel: str | None = None, title: str | None = None) -> Figure:
+    """A metric over training for several set-ups: the mean over seeds, and their range.
+
+    Args:
+        results: set-up name -> ``{"steps": [S], metric: [[S values] per seed]}`` (the
+            output of :func:`aigc_course.train.gan.coverage_study`).
+        metric: the key of the per-seed curves.
+        ylabel, title: axis label (default ``metric``) and title.
+    """
+    if not results:
+        raise ValueError("results is empty: nothing to plot")
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for name, result in results.items():
+        steps = np.asarray(result["steps"], dtype=float)                 # (S,)
+        curves = np.asarray(result[metric], dtype=float)                 # (seeds, S)
+        line, = ax.plot(steps, curves.mean(axis=0), marker="o", ms=3,
+                        label=f"{name} ({len(curves)} seed{'s' if len(curves) > 1 else ''})")
+        ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), alpha=0.15,
+                        color=line.get_color())
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel or metric)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _detached(fig)
+
+
 def real_vs_generated(real: Tensor, generated: Tensor, n: int = 32,
                       titles: tuple[str, str] = ("real", "generated")) -> Figure:
     """Two grids side by side: ``n`` real images and ``n`` generated ones."""

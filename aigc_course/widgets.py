@@ -8,7 +8,10 @@ static figure of its default state; :func:`traversal_figure` and
 
 The decoder is any callable from latents ``(B, D)`` to images ``(B, C, H, W)`` in
 $[-1, 1]$ (e.g. :meth:`aigc_course.models.vae.ConvVAE.decode_mean`), so GAN and
-diffusion chapters can reuse these helpers.
+diffusion chapters can reuse these helpers. :class:`ClassSwitch` is the conditional
+version: a slider along the path between two latents and a class selector, for any
+``generate(z, y)`` (a class-conditional GAN's generator); :func:`class_switch_figure` is
+its static view (same latents, every class).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from aigc_course.viz import image_grid
 
 Tensor = torch.Tensor
 Decoder = Callable[[Tensor], Tensor]
+ConditionalDecoder = Callable[[Tensor, Tensor], Tensor]
 Interpolation = Literal["linear", "slerp"]
 
 
@@ -86,7 +90,40 @@ def interpolation_figure(decode: Decoder, z0: Tensor, z1: Tensor, steps: int = 1
     return image_grid(images, nrow=steps, title=title or f"{mode} interpolation")
 
 
-class LatentSliders:
+class _LiveFigure:
+    """A widget whose figure is redrawn (into ``self.output``) when a control changes."""
+
+    figure: Figure
+
+    def render(self) -> Figure:
+        raise NotImplementedError
+
+    def _changed(self, _change: object) -> None:
+        from IPython.display import display
+
+        self.figure = self.render()
+        self.output.clear_output(wait=True)
+        with self.output:
+            display(self.figure)
+
+    def _wire(self, controls: Sequence[object]) -> None:
+        import ipywidgets as widgets
+
+        self.output = widgets.Output()
+        self.figure = self.render()
+        for control in controls:
+            control.observe(self._changed, names="value")  # type: ignore[attr-defined]
+        self.widget = widgets.VBox([*controls, self.output])  # type: ignore[list-item]
+
+    def show(self) -> None:
+        """Display the widget and, below it, the static figure of its current state."""
+        from IPython.display import display
+
+        display(self.widget)
+        display(self.figure)
+
+
+class LatentSliders(_LiveFigure):
     """Sliders on a few latent dimensions and the image they decode to.
 
     Args:
@@ -109,11 +146,7 @@ class LatentSliders:
         self.sliders = [widgets.FloatSlider(value=float(self.z[d]), min=-span, max=span,
                                             step=0.1, description=f"z[{d}]",
                                             continuous_update=False) for d in self.dims]
-        self.output = widgets.Output()
-        self.figure = self.render()
-        for slider in self.sliders:
-            slider.observe(self._changed, names="value")
-        self.widget = widgets.VBox([*self.sliders, self.output])
+        self._wire(self.sliders)
 
     def latent(self) -> Tensor:
         """The latent the sliders currently encode, ``(D,)``."""
@@ -130,14 +163,6 @@ class LatentSliders:
         title = values if len(values) < 30 else "the sliders' current state"
         return image_grid(self.decode(self.latent()[None]), nrow=1, scale=0.8, title=title)
 
-    def _changed(self, _change: object) -> None:
-        from IPython.display import display
-
-        self.figure = self.render()
-        self.output.clear_output(wait=True)
-        with self.output:
-            display(self.figure)
-
 
 def show_latent_sliders(decode: Decoder, z: Tensor, dims: Sequence[int] = (0, 1, 2, 3),
                         span: float = 3.0) -> LatentSliders:
@@ -146,9 +171,80 @@ def show_latent_sliders(decode: Decoder, z: Tensor, dims: Sequence[int] = (0, 1,
     Live in Jupyter, the widget redraws as the sliders move; in a built book or a
     headless run the static figure is what the reader sees.
     """
-    from IPython.display import display
-
     sliders = LatentSliders(decode, z, dims, span)
-    display(sliders.widget)
-    display(sliders.figure)
+    sliders.show()
     return sliders
+
+
+def _check_label(label: int, num_classes: int) -> int:
+    if not 0 <= label < num_classes:
+        raise ValueError(f"label must be in 0..{num_classes - 1}, got {label}")
+    return int(label)
+
+
+@torch.no_grad()
+def class_switch_figure(generate: ConditionalDecoder, z: Tensor, num_classes: int,
+                        title: str | None = None) -> Figure:
+    """Each latent in ``z`` ``(R, D)`` drawn as every class: an ``R x num_classes`` grid.
+
+    In a class-conditional generator the label sets *what* is drawn and $z$ the rest
+    (stroke width, slant): along a row the style stays while the class changes.
+    """
+    if z.ndim != 2:
+        raise ValueError(f"z must be (R, D) latents, got shape {tuple(z.shape)}")
+    rows = z.shape[0]
+    z_all = z.detach().float().repeat_interleave(num_classes, dim=0)     # (R*K, D)
+    y_all = torch.arange(num_classes).repeat(rows)                       # (R*K,)
+    return image_grid(generate(z_all, y_all), nrow=num_classes,
+                      title=title or "one latent per row, classes 0..K-1 along it")
+
+
+class ClassSwitch(_LiveFigure):
+    """A slider along the path ``z0 -> z1`` and a class selector for a conditional generator.
+
+    Args:
+        generate: ``(z (B, D), y (B,))`` -> images ``(B, C, H, W)`` in $[-1, 1]$.
+        z0, z1: the path's ends ``(D,)``; the slider moves $t \\in [0, 1]$ along it.
+        num_classes: the labels the selector offers.
+        label: the default class.
+        steps: images along the path (the slider picks one of them).
+        mode: ``"slerp"`` (default) or ``"linear"`` interpolation.
+
+    Attributes:
+        widget: the ``ipywidgets.VBox`` to display; figure: the current state's figure.
+    """
+
+    def __init__(self, generate: ConditionalDecoder, z0: Tensor, z1: Tensor, num_classes: int,
+                 label: int = 0, steps: int = 8, mode: Interpolation = "slerp") -> None:
+        import ipywidgets as widgets
+
+        self.generate, self.num_classes = generate, num_classes
+        self.path = interpolate_latents(z0, z1, steps, mode)             # (steps, D)
+        self.t = widgets.IntSlider(value=0, min=0, max=steps - 1, description="step",
+                                   continuous_update=False)
+        self.label = widgets.Dropdown(options=list(range(num_classes)),
+                                      value=_check_label(label, num_classes),
+                                      description="class")
+        self._wire([self.t, self.label])
+
+    @torch.no_grad()
+    def render(self) -> Figure:
+        """The whole path as the selected class, and the current latent as every class."""
+        y = torch.full((len(self.path),), int(self.label.value))
+        path_images = self.generate(self.path, y)                        # (steps, C, H, W)
+        z = self.path[self.t.value][None].repeat(self.num_classes, 1)   # (K, D)
+        class_images = self.generate(z, torch.arange(self.num_classes))  # (K, C, H, W)
+        width = max(len(path_images), len(class_images))
+        rows = [torch.cat([r, -torch.ones(width - len(r), *r.shape[1:])])  # pad with black
+                for r in (path_images, class_images)]                    # 2 x (width, C, H, W)
+        return image_grid(torch.cat(rows), nrow=width, scale=0.8,
+                          title=f"top: the path as class {self.label.value}; bottom: step "
+                                f"{self.t.value} as every class")
+
+
+def show_class_switch(generate: ConditionalDecoder, z0: Tensor, z1: Tensor, num_classes: int,
+                      label: int = 0, steps: int = 8) -> ClassSwitch:
+    """Display :class:`ClassSwitch` and the static figure of its default state."""
+    explorer = ClassSwitch(generate, z0, z1, num_classes, label, steps)
+    explorer.show()
+    return explorer

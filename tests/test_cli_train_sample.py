@@ -83,3 +83,60 @@ def test_unknown_kind_is_an_argparse_error() -> None:
     with pytest.raises(SystemExit) as err:
         main(["train", "flow", "--out", "x.pt"])
     assert err.value.code == 2
+
+
+# --- kind "gan" (chapter 03) ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gan_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("gan")
+    paths = {"plain": out / "gan.pt", "conditional": out / "cgan.pt"}
+    assert main(["train", "gan", "--profile", "smoke", "--steps", "3",
+                 "--out", str(paths["plain"])]) == 0
+    assert main(["train", "gan", "--dataset", "digits", "--image-size", "16", "--conditional",
+                 "--profile", "smoke", "--steps", "3", "--out", str(paths["conditional"])]) == 0
+    return paths
+
+
+def test_gan_is_a_registered_kind() -> None:
+    assert MODEL_KINDS["gan"] == "aigc_course.train.gan"
+
+
+def test_gan_train_and_sample(gan_checkpoints: dict[str, Path], tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    out = tmp_path / "g.npz"
+    assert main(["sample", str(gan_checkpoints["plain"]), "--n", "12", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "gan"
+    data = np.load(out)
+    assert data["images"].shape == (12, 1, 8, 8) and data["images"].dtype == np.float32
+    assert data["images"].min() >= -1 and data["images"].max() <= 1
+    assert (data["labels"] == -1).all()
+
+
+def test_gan_conditional_sample_with_label(gan_checkpoints: dict[str, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cg.npz"
+    assert main(["sample", str(gan_checkpoints["conditional"]), "--n", "6", "--label", "4",
+                 "--out", str(out)]) == 0
+    data = np.load(out)
+    assert data["images"].shape == (6, 1, 16, 16) and (data["labels"] == 4).all()
+    assert main(["sample", str(gan_checkpoints["conditional"]), "--n", "10",
+                 "--out", str(out)]) == 0
+    assert np.load(out)["labels"].tolist() == list(range(10))
+    capsys.readouterr()
+    assert main(["sample", str(gan_checkpoints["conditional"]), "--label", "10",
+                 "--out", str(tmp_path / "bad.npz")]) == 2
+    assert "--label must be in 0..9" in capsys.readouterr().err
+    assert main(["sample", str(gan_checkpoints["plain"]), "--label", "1",
+                 "--out", str(tmp_path / "bad.npz")]) == 2
+    assert "conditional" in capsys.readouterr().err
+    assert main(["sample", str(gan_checkpoints["plain"]), "--steps", "5",
+                 "--out", str(tmp_path / "bad.npz")]) == 2
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_gan_cannot_reconstruct(gan_checkpoints: dict[str, Path],
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reconstruct", str(gan_checkpoints["plain"])]) == 2
+    assert "cannot reconstruct" in capsys.readouterr().err

@@ -1,5 +1,8 @@
 """The exercise solutions are package code: tested like the rest."""
 
+import math
+
+import numpy as np
 import torch
 
 from aigc_course.data import load_images, split_indices
@@ -37,3 +40,67 @@ def test_cross_split_duplicates_finds_planted_copies() -> None:
     leaked = torch.cat([test, train[:5] * 0.9])           # dimmed copies keep their hash
     found = set(cross_split_duplicates(train, leaked).tolist())
     assert set(range(len(test), len(test) + 5)) <= found
+
+
+def test_ch03_non_saturating_loss_matches_the_package_and_stays_finite() -> None:
+    from aigc_course.exercises.ch03 import non_saturating_generator_loss
+    from aigc_course.losses import g_loss_non_saturating
+
+    logits = torch.tensor([-200.0, -3.0, 0.0, 4.0])
+    assert torch.isclose(non_saturating_generator_loss(logits), g_loss_non_saturating(logits))
+    assert non_saturating_generator_loss(torch.tensor([-200.0])).item() == 200.0
+    assert abs(non_saturating_generator_loss(torch.zeros(3)).item() - math.log(2)) < 1e-6
+
+
+def test_ch03_discriminator_step_leaves_the_generator_alone() -> None:
+    from aigc_course.exercises.ch03 import discriminator_step
+    from aigc_course.models.gan import DCGAN, GANConfig
+
+    torch.manual_seed(0)
+    gan = DCGAN(GANConfig(image_size=8, latent_dim=8, width=8))
+    before = [p.detach().clone() for p in gan.discriminator.parameters()]
+    optimiser = torch.optim.Adam(gan.discriminator.parameters(), lr=1e-3)
+    real, _ = load_images("digits", "train", image_size=8, max_items=16)
+    loss = discriminator_step(gan.generator, gan.discriminator, optimiser, real,
+                              gan.latent(16))
+    assert math.isfinite(loss) and loss > 0
+    assert all(p.grad is None for p in gan.generator.parameters())
+    after = list(gan.discriminator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
+def test_ch03_minibatch_stddev_matches_the_layer() -> None:
+    from aigc_course.exercises.ch03 import minibatch_stddev
+    from aigc_course.models.gan import MinibatchStd
+
+    x = torch.randn(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = minibatch_stddev(x)
+    assert out.shape == (6, 4, 4, 4) and torch.equal(out[:, :3], x)
+    assert torch.allclose(out, MinibatchStd()(x), atol=1e-6)
+    assert (minibatch_stddev(x[:1].expand(6, -1, -1, -1))[:, -1] == 0).all()
+
+
+def _judge_features() -> tuple[np.ndarray, np.ndarray]:
+    from aigc_course.metrics import extract, get_extractor
+
+    judge = get_extractor("judge")
+    train, _ = load_images("digits", "train")
+    test, _ = load_images("digits", "test")
+    return (extract(train, judge).double().numpy(), extract(test, judge).double().numpy())
+
+
+def test_ch08_solutions_match_the_package() -> None:
+    from aigc_course.exercises.ch08 import fid_from_features, kid_single, knn_precision
+    from aigc_course.metrics import frechet_distance_from_features, precision_recall_from_features
+    from aigc_course.metrics.kid import mmd2_unbiased, polynomial_kernel
+
+    real, fake = _judge_features()
+    fake_blur = fake * 0.7 + 0.3 * fake.mean(axis=0)      # a shrunk, less varied set
+    assert abs(fid_from_features(real, fake) - frechet_distance_from_features(real, fake)) < 1e-3
+    assert fid_from_features(real, fake_blur) > fid_from_features(real, fake)
+    expected = mmd2_unbiased(polynomial_kernel(real, real), polynomial_kernel(fake, fake),
+                             polynomial_kernel(real, fake))
+    assert np.isclose(kid_single(real, fake), expected, rtol=1e-9)
+    pr = precision_recall_from_features(real, fake_blur, k=3)
+    assert abs(knn_precision(real, fake_blur) - pr["precision"]) < 1e-9
+    assert abs(knn_precision(fake_blur, real) - pr["recall"]) < 1e-9

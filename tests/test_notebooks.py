@@ -134,6 +134,30 @@ def _check_02(r: dict) -> None:
     assert knn["t-SNE of judge features"] > 0.9 > knn["PCA of pixels"]
 
 
+def _check_03(r: dict) -> None:
+    # Eq. (eq-03-js) on four Gaussian pairs: V(D*, G) = 2 JS - log 4, measured error 2e-16.
+    assert r["value_check_max_error"] < 1e-9
+    # Eq. (eq-03-grads) at D(G(z)) = 0.01: |d/da| = D and 1 - D.
+    grads = r["gradient_at_d_0.01"]
+    assert abs(grads["saturating"] - 0.01) < 1e-9 and abs(grads["non_saturating"] - 0.99) < 1e-9
+    # The errata, measured (seed 0): leak 0.165, summed minimax gradient exactly 0,
+    # a linear critic stuck at log 2 = 0.693 while an MLP reaches 0.33.
+    errata = r["errata"]
+    assert errata["detach_leak"] > 0.01 and errata["summed_minimax_grad"] == 0.0
+    assert abs(errata["affine_linear_loss"] - math.log(2)) < 0.01
+    assert errata["affine_mlp_loss"] < 0.5
+    board = r["checkerboard"]                             # measured 1.01 vs 0.0
+    assert board["transposed"] > 0.3 and board["resize"] < 1e-6
+    # Smoke trains each study run a few dozen steps: the code paths, not the results
+    # (the collapse bars are in tests/test_train_gan.py).
+    assert set(r["ring_study"]) == {"naive", "spectral norm + TTUR", "WGAN-GP"}
+    assert all(len(v) == 1 and 0 <= v[0] <= 8 for v in r["ring_study"].values())
+    assert {"naive", "minibatch std", "spectral norm", "conditional"} <= set(r["digits_study"])
+    assert all(0 <= v[0] <= 1 for v in r["digits_study"].values())
+    assert {"fid", "recognisability", "coverage", "label_accuracy"} <= set(r["conditional_judge"])
+    assert r["ring_seconds"] + r["digits_seconds"] < 40   # measured 1.7 + 6.1 s
+
+
 def _check_04(r: dict) -> None:
     # Closed forms: eq. (eq-04-elbo) gap, eq. (eq-04-kl) vs Monte Carlo.
     gap, kl = r["elbo_gap"]
@@ -166,9 +190,44 @@ def _check_05(r: dict) -> None:
     assert r["fast_train_seconds"] < 30
 
 
+def _check_08(r: dict) -> None:
+    # Eq. (eq-08-fid) on Gaussian features: measured 2.504 vs 2.492 (sampling error ~0.01).
+    assert abs(r["fid_closed_form"]["estimate"] - r["fid_closed_form"]["exact"]) < 0.05
+    # Floor and ceiling with the judge at 8x8: measured 1.65 and 942.
+    assert r["fid_floor_ceiling"]["real"] < 5 and r["fid_floor_ceiling"]["noise"] > 500
+    fid_n = r["fid_vs_n"]["fid"]                    # measured 99, 38, 15, 5.7 at n = 25..200
+    assert all(a > b for a, b in zip(fid_n, fid_n[1:], strict=False)) and fid_n[0] > 5 * fid_n[-1]
+    # IS ignores variety: measured 8.43 (real) vs 8.31 (ten images repeated); max 10.
+    assert 6 < r["inception_score"]["real"] <= 10
+    assert r["inception_score"]["ten_images"] > 0.8 * r["inception_score"]["real"]
+    # Precision/recall, random features: measured real .91/.95, collapsed .88/.05,
+    # blurry .01/.00.
+    pr = r["collapse_vs_blur"]
+    assert pr["real"]["precision"] > 0.7 and pr["real"]["recall"] > 0.7
+    assert pr["mode-collapsed"]["precision"] > 0.6 > 0.3 > pr["mode-collapsed"]["recall"]
+    assert pr["blurry"]["precision"] < 0.3
+    # A memoriser: FID 4.1 vs 1.65 for real data, 100% vs 1% flagged as copies.
+    memo = r["memorisation"]
+    assert memo["fid"][1] < 10 and memo["copy_fraction"][1] > 0.9 > 0.1 > memo["copy_fraction"][0]
+    judge_fids = r["fid_by_extractor"]["judge"]     # real, blurry, two classes, noise
+    assert judge_fids[0] < min(judge_fids[1:]) and judge_fids[3] == max(judge_fids)
+    rows = {row["model"]: row for row in r["comparison"]}
+    assert {"GAN (03)", "VAE (04)", "diffusion (05)", "real (test split)"} <= set(rows)
+    assert rows["real (test split)"]["fid"] < 10                       # measured 3.8 (n = 200)
+    for name in ("GAN (03)", "VAE (04)", "diffusion (05)"):            # shipped checkpoints,
+        assert rows[name]["n"] == 200 and rows[name]["fid"] < 80       # measured 26-32 (n = 200)
+        assert rows[name]["seconds_per_1000"] > 0
+    for name in ("GAN (03)", "diffusion (05)"):                        # conditional models
+        assert rows[name]["label_accuracy"] > 0.5                      # measured DDPM 0.87
+    assert r["vae_reconstruction"]["psnr"] > 19.8                      # measured 22.80 dB
+    assert r["comparison_seconds"] < 40                                # measured 2.3 s
+
+
 CHECKS: dict[str, Callable[[dict], None]] = {"00_setup": _check_00, "01_data": _check_01,
                                               "02_foundations": _check_02,
-                                              "04_vaes": _check_04, "05_diffusion": _check_05}
+                                              "03_gans": _check_03,
+                                              "04_vaes": _check_04, "05_diffusion": _check_05,
+                                              "08_evaluation": _check_08}
 
 
 @pytest.mark.notebook

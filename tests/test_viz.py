@@ -33,3 +33,14 @@ def test_bad_inputs_are_clear() -> None:
         viz.plot_curves({})
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         viz.scatter2d(torch.zeros(5, 3))
+
+
+def test_plot_study_draws_mean_and_range() -> None:
+    results = {"naive": {"steps": [0, 10, 20], "coverage": [[1, 2, 3], [1, 1, 1]]},
+               "fixed": {"steps": [0, 10, 20], "coverage": [[1, 5, 8]]}}
+    fig = viz.plot_study(results, ylabel="modes covered")
+    assert isinstance(fig, Figure)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 and list(lines[0].get_ydata()) == [1.0, 1.5, 2.0]
+    with pytest.raises(ValueError, match="empty"):
+        viz.plot_study({})

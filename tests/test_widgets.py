@@ -65,3 +65,29 @@ def test_show_latent_sliders_displays_widget_and_static_figure(
     out = capsys.readouterr().out
     assert "VBox" in out and "Figure" in out                # both displayed (text repr headless)
     assert isinstance(sliders.figure, Figure)
+
+
+def _conditional_generate(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A stand-in conditional generator: brightness from z[0], one lit row per class."""
+    images = torch.tanh(z[:, :1, None, None]).expand(-1, 1, 10, 10).clone()  # (B, 1, 10, 10)
+    images[torch.arange(len(y)), 0, y] = 1.0
+    return images
+
+
+def test_class_switch_figure_and_widget_headless(capsys: pytest.CaptureFixture[str]) -> None:
+    from aigc_course.widgets import ClassSwitch, class_switch_figure, show_class_switch
+
+    z = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    assert isinstance(class_switch_figure(_conditional_generate, z, 10), Figure)
+    explorer = show_class_switch(_conditional_generate, z[0], z[1], num_classes=10, label=3)
+    out = capsys.readouterr().out
+    assert "VBox" in out and "Figure" in out
+    first = explorer.figure
+    explorer.label.value = 7                                # switching class redraws
+    assert explorer.figure is not first
+    explorer.t.value = 5
+    assert explorer.path.shape == (8, 4)
+    with pytest.raises(ValueError, match="0..9"):
+        ClassSwitch(_conditional_generate, z[0], z[1], num_classes=10, label=10)
+    with pytest.raises(ValueError, match="latents"):
+        class_switch_figure(_conditional_generate, z[0], 10)

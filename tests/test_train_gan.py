@@ -1,0 +1,223 @@
+"""The GAN training loop: both data kinds, detach, EMA, checkpoints, quality, collapse study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from aigc_course.data import load_images
+from aigc_course.data.registry import load_points
+from aigc_course.judge import DEFAULT_PATH as JUDGE_PATH
+from aigc_course.models.gan import DCGAN, GANConfig, MLPGANConfig
+from aigc_course.models.mlp import MLPGAN
+from aigc_course.profiles import resolve
+from aigc_course.train import gan as gan_train
+from aigc_course.train.checkpoint import save_checkpoint
+from aigc_course.train.gan import (
+    SHIPPED,
+    GANProfile,
+    GANTrainConfig,
+    coverage_study,
+    evaluate,
+    load_gan,
+    naive_config,
+    ring_coverage,
+    sample,
+    save_gan,
+    shipped_config,
+    train_gan,
+    train_on_dataset,
+)
+from aigc_course.train.vae import SHIPPED as VAE_SHIPPED
+
+TINY = GANConfig(image_size=8, width=4, latent_dim=4)
+
+
+@pytest.fixture(scope="module")
+def digits8() -> tuple[torch.Tensor, torch.Tensor]:
+    return load_images("digits", "train", image_size=8, max_items=128)
+
+
+@pytest.mark.parametrize("loss", ["minimax", "non_saturating", "hinge", "wgan_gp"])
+def test_loop_runs_on_images(loss: str, digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = digits8
+    config = GANConfig(image_size=8, width=4, latent_dim=4, num_classes=10,
+                       d_norm="none" if loss == "wgan_gp" else "batch")
+    model, history = train_gan(x, y, config, GANTrainConfig(
+        steps=3, batch_size=8, loss=loss, n_critic=2, progress=False))  # type: ignore[arg-type]
+    assert isinstance(model, DCGAN) and not model.training
+    assert len(history["d_loss"]) == len(history["g_loss"]) == 3
+    assert all(torch.isfinite(torch.tensor(history["d_loss"] + history["g_loss"])))
+    assert sample(model, 4, torch.tensor([1, 2, 3, 4])).shape == (4, 1, 8, 8)
+
+
+def test_loop_runs_on_points_with_a_monitor() -> None:
+    points, _ = load_points("toy2d_ring", max_items=512)
+    model, history = train_gan(points, config=GANTrainConfig(steps=6, batch_size=32,
+                                                             progress=False),
+                               monitor=lambda m: ring_coverage(m, n=100), every=3)
+    assert isinstance(model, MLPGAN) and sample(model, 5).shape == (5, 2)
+    assert history["step"] == [0, 3, 6] and len(history["modes"]) == 3
+    assert 0 <= min(history["modes"]) and max(history["modes"]) <= 8
+
+
+def test_d_step_does_not_reach_g(monkeypatch: pytest.MonkeyPatch,
+                                 digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """(1) D's loss sees detached fakes: G's parameters get gradients only in step (2)."""
+    events: list[str] = []
+    build = gan_train.build_gan
+
+    def build_with_hooks(config: GANConfig) -> DCGAN:
+        model = build(config)
+        next(model.generator.parameters()).register_hook(lambda g: events.append("G"))
+        next(model.discriminator.parameters()).register_hook(lambda g: events.append("D"))
+        return model  # type: ignore[return-value]
+
+    monkeypatch.setattr(gan_train, "build_gan", build_with_hooks)
+    train_gan(digits8[0], None, TINY, GANTrainConfig(steps=2, batch_size=8, n_critic=3,
+                                                     progress=False))
+    # per step: three D updates, then G's backward passes through D (D's hook fires) to G
+    assert events == ["D", "D", "D", "D", "G"] * 2
+
+
+def test_ema_changes_the_output_not_the_training(
+        digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
+    runs = {decay: train_gan(digits8[0], None, TINY, GANTrainConfig(
+        steps=5, batch_size=8, ema_decay=decay, progress=False)) for decay in (0.0, 0.9)}
+    assert runs[0.0][1]["d_loss"] == runs[0.9][1]["d_loss"]       # same trajectory
+    g_raw, g_ema = (runs[d][0].generator.project[0].weight for d in (0.0, 0.9))
+    assert not torch.allclose(g_raw, g_ema)
+
+
+def test_seeds_make_runs_reproducible(digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
+    a = train_gan(digits8[0], None, TINY, GANTrainConfig(steps=3, batch_size=8, progress=False))
+    b = train_gan(digits8[0], None, TINY, GANTrainConfig(steps=3, batch_size=8, progress=False))
+    assert a[1]["g_loss"] == b[1]["g_loss"]
+
+
+def test_progress_bar_shows_both_losses(digits8: tuple[torch.Tensor, torch.Tensor],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    train_gan(digits8[0], None, TINY, GANTrainConfig(steps=10, batch_size=8, progress=True))
+    err = capsys.readouterr().err
+    assert "d_loss=" in err and "g_loss=" in err
+
+
+def test_bad_train_config_and_missing_labels(
+        digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
+    with pytest.raises(ValueError, match="valid: minimax, non_saturating, hinge, wgan_gp"):
+        GANTrainConfig(loss="lsgan")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_critic"):
+        GANTrainConfig(n_critic=0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        GANTrainConfig(ema_decay=1.0)
+    with pytest.raises(ValueError, match="needs labels"):
+        train_gan(digits8[0], None, GANConfig(image_size=8, num_classes=10),
+                  GANTrainConfig(steps=1, progress=False))
+
+
+@pytest.mark.parametrize("config", [GANConfig(image_size=8, width=4, num_classes=10,
+                                              spectral_norm=True, d_norm="none",
+                                              upsample="resize"),
+                                    MLPGANConfig(spectral_norm=True)])
+def test_checkpoint_round_trip(config: GANConfig | MLPGANConfig, tmp_path: Path,
+                               digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
+    data = digits8[0] if isinstance(config, GANConfig) else load_points("toy2d_ring",
+                                                                         max_items=64)[0]
+    model, _ = train_gan(data, digits8[1] if isinstance(config, GANConfig) else None, config,
+                         GANTrainConfig(steps=2, batch_size=8, progress=False,
+                                        checkpoint_every=1,
+                                        checkpoint_path=str(tmp_path / "during.pt")))
+    assert (tmp_path / "during.pt").is_file()
+    path = save_gan(model, tmp_path / "gan.pt", {"note": "test"})
+    loaded = load_gan(path)
+    assert type(loaded) is type(model)
+    x = data[:4]
+    y = digits8[1][:4] if isinstance(config, GANConfig) else None
+    generator = torch.Generator().manual_seed(0)
+    expected = sample(model, 4, y, generator=generator)
+    got = sample(loaded, 4, y, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(expected, got)
+    d = gan_train.discriminate
+    assert torch.allclose(d(model, x, y), d(loaded, x, y))
+
+
+def test_corrupt_foreign_and_wrong_kind_checkpoints(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_gan(bad)
+    with pytest.raises(ValueError, match="not an aigc_course model checkpoint"):
+        load_gan(JUDGE_PATH)
+    with pytest.raises(ValueError, match="holds a 'vae' model, not 'gan'"):
+        load_gan(VAE_SHIPPED)
+    with pytest.raises(FileNotFoundError):
+        load_gan(tmp_path / "missing.pt")
+    wrong = save_checkpoint(tmp_path / "wrong.pt", "gan", DCGAN(TINY),
+                            {"family": "dcgan", **GANConfig(image_size=16).to_dict()})
+    with pytest.raises(ValueError, match="do not fit a GAN"):
+        load_gan(wrong)
+
+
+def test_profile_presets() -> None:
+    smoke = resolve("smoke", cls=GANProfile)
+    assert smoke.train_steps <= 50 and not smoke.use_shipped
+    cpu = resolve("cpu", cls=GANProfile)
+    assert cpu.use_shipped and cpu.num_threads == 1 and cpu.study_seeds == (0, 1, 2)
+
+
+def test_coverage_study_smoke() -> None:
+    points, _ = load_points("toy2d_ring", max_items=512)
+    variants = {"naive": (MLPGANConfig(), naive_config(steps=10, batch_size=32)),
+                "spectral": (MLPGANConfig(spectral_norm=True),
+                             GANTrainConfig(steps=10, batch_size=32, loss="hinge"))}
+    result = coverage_study(points, variants, seeds=(0, 1), every=5, n_eval=200)
+    assert set(result) == {"naive", "spectral"}
+    for curves in result.values():
+        assert curves["steps"] == [0, 5, 10]
+        assert len(curves["coverage"]) == 2 and len(curves["coverage"][0]) == 3
+        assert curves["final"] == [c[-1] for c in curves["coverage"]]
+
+
+def test_coverage_study_on_digits_smoke(digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
+    variants = {"naive": (TINY, naive_config(steps=4, batch_size=8))}
+    result = coverage_study(digits8[0], variants, seeds=(0,), every=4, n_eval=50)
+    assert all(0 <= c <= 1 for c in result["naive"]["coverage"][0])
+
+
+@pytest.mark.slow
+def test_quality_conditional_digits_8x8() -> None:
+    """500 steps at 8x8, width 32 (20-36 s on one shared core), 1,000 samples, classes cycled.
+
+    Measured, seeds 0 / 1 / 2: judge FID 71 / 43 / 40; recognisability 0.956 / 0.927 /
+    0.988; class coverage 1.00 / 0.99 / 1.00; label accuracy 0.995 / 0.951 / 0.999.
+    Bars: twice the worst FID; twice the worst deficit (1 - value) of the others.
+    """
+    model, metrics = train_on_dataset("digits", 8, True, shipped_config(8, True, width=32),
+                                      GANTrainConfig(steps=500, lr_g=2e-4, lr_d=2e-4,
+                                                     ema_decay=0.99, threads=1,
+                                                     progress=False))
+    scores = metrics["judge"]
+    assert scores["fid"] < 140
+    assert scores["recognisability"] > 0.85
+    assert scores["coverage"] > 0.98
+    assert scores["label_accuracy"] > 0.9
+
+
+def test_shipped_checkpoint_is_small_and_good() -> None:
+    """The shipped checkpoint (seed 0; retrained with seeds 1 and 2 for the bars).
+
+    Measured, seeds 0 / 1 / 2 (cpu profile, 2,000 steps, 1,000 samples, classes in turn):
+    judge FID 24.5 / 31.8 / 24.0; label accuracy, recognisability and class coverage 1.000
+    for all three (aigc_course/checkpoints/README.md). Bars: twice the worst FID; the
+    others well below the measured 1.0 (real digits reach recognisability 0.985).
+    """
+    assert SHIPPED.stat().st_size < 1_000_000                 # 537 KB
+    model = load_gan()
+    assert isinstance(model, DCGAN) and model.conditional and model.config.image_size == 16
+    scores = evaluate(model, 1000, seed=1)                      # seed 1: 24.5 / 1 / 1 / 1
+    assert scores["fid"] < 64                                   # 24.0-31.8
+    assert scores["label_accuracy"] > 0.9                       # 1.000
+    assert scores["recognisability"] > 0.9                      # 1.000
+    assert scores["coverage"] > 0.98                            # 1.000
