@@ -1,4 +1,5 @@
-"""Loss functions, one per equation: the VAE chapter's ELBO, its terms and the IWAE bound.
+"""Loss functions, one per equation: the VAE chapter's ELBO, its terms and the IWAE bound;
+the GAN chapter's minimax, non-saturating, hinge and Wasserstein losses and gradient penalty.
 
 Kingma & Welling (2014), "Auto-encoding variational Bayes" (eq. 3 the ELBO, eq. 10 the
 Gaussian KL in closed form); Burda, Grosse & Salakhutdinov (2016), "Importance weighted
@@ -11,6 +12,10 @@ per pixel, ``logits``, and its mean image is $2\\sigma(\\text{logits}) - 1$ for 
 likelihoods (Bernoulli on the pixel intensity $(x+1)/2 \\in [0, 1]$, used as a soft target,
 or a Gaussian with a fixed standard deviation around that mean). Simplified: the Gaussian
 decoder has one fixed $\\sigma_x$, not a learned one.
+
+The GAN losses (Goodfellow et al. 2014; Lim & Ye 2017; Arjovsky et al. 2017; Gulrajani et
+al. 2017, see the section below) take the discriminator's logits and return batch means:
+scalars to minimise, as the training loop of :mod:`aigc_course.train.gan` uses them.
 """
 
 from __future__ import annotations

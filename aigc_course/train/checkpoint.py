@@ -94,3 +94,22 @@ def load_checked(path: str | Path, format_tag: str, what: str, hint: str = "") -
         raise ValueError(f"{path} is not {what} (expected a dict with format={format_tag!r}, "
                          f"found {found}){tail}")
     return checkpoint
+
+
+def sample_labels(n: int, label: int | None, num_classes: int) -> torch.Tensor:
+    """The labels ``aigc-course sample`` draws ``n`` samples for, ``(n,)``.
+
+    A conditional model (``num_classes > 0``) gets ``label`` for every sample, or the
+    classes in turn when ``label`` is ``None``; an unconditional one gets ``-1`` (and
+    ``label`` must be ``None``).
+
+    Raises:
+        ValueError: ``--label`` for an unconditional model, or out of ``0..num_classes-1``.
+    """
+    if not num_classes:
+        if label is not None:
+            raise ValueError("--label needs a class-conditional model (train with --conditional)")
+        return torch.full((n,), -1)
+    if label is not None and not 0 <= label < num_classes:
+        raise ValueError(f"--label must be in 0..{num_classes - 1}, got {label}")
+    return torch.full((n,), label) if label is not None else torch.arange(n) % num_classes

@@ -29,7 +29,7 @@ from aigc_course.diffusion.schedules import ScheduleName
 from aigc_course.metrics.judge import judge_report
 from aigc_course.models.unet import DenoiserConfig, build_denoiser
 from aigc_course.profiles import Profile
-from aigc_course.train.checkpoint import read_checkpoint, save_checkpoint
+from aigc_course.train.checkpoint import read_checkpoint, sample_labels, save_checkpoint
 from aigc_course.train.ema import EMA
 from aigc_course.utils import Timer, count_params, seed_everything
 
@@ -296,14 +296,9 @@ def cli_sample(checkpoint: dict[str, Any], n: int, label: int | None, seed: int,
                steps: int = 50, guidance: float = 0.0) -> tuple[Tensor, Tensor]:
     """``aigc-course sample CKPT [--steps S] [--guidance W] [--label K]``: images and labels."""
     model = model_from_checkpoint(checkpoint)
-    if label is not None and not model.conditional:
-        raise ValueError("--label needs a class-conditional model (train with --conditional)")
+    y = sample_labels(n, label, model.config.num_classes)
     if not 1 <= steps <= model.schedule.T:
         raise ValueError(f"--steps must be in 1..{model.schedule.T}, got {steps}")
     if model.conditional:
-        k = model.config.num_classes
-        if label is not None and not 0 <= label < k:
-            raise ValueError(f"--label must be in 0..{k - 1}, got {label}")
-        y = torch.full((n,), label) if label is not None else torch.arange(n) % k
         return model.sample(n, steps, guidance, y, seed=seed), y
-    return model.sample(n, steps, seed=seed), torch.full((n,), -1)
+    return model.sample(n, steps, seed=seed), y

@@ -42,7 +42,7 @@ from aigc_course.metrics.judge import class_coverage, judge_report
 from aigc_course.models.gan import DCGAN, GANConfig, MLPGANConfig, build_gan
 from aigc_course.models.mlp import MLPGAN, MLPConfig
 from aigc_course.profiles import Profile
-from aigc_course.train.checkpoint import read_checkpoint, save_checkpoint
+from aigc_course.train.checkpoint import read_checkpoint, sample_labels, save_checkpoint
 from aigc_course.train.ema import EMA
 from aigc_course.utils import Timer, count_params, num_threads, seed_everything
 
@@ -67,21 +67,31 @@ class GANProfile(Profile):
         study_size: image size of the digits collapse study.
         study_seeds: seeds of each collapse-study set-up.
         study_every: measure coverage every this many steps.
+        ring_setups: the set-ups of :func:`ring_variants` the notebook runs.
+        digits_setups: the set-ups of :func:`digits_variants` the notebook runs.
     """
 
     latent_dim: int = 32
     width: int = 16
-    gan_loss: GANLoss = "hinge"
+    gan_loss: GANLoss = "non_saturating"
     use_shipped: bool = True
-    toy_steps: int = 3000
+    toy_steps: int = 2000
     study_steps: int = 1500
     study_size: int = 8
     study_seeds: tuple[int, ...] = (0, 1, 2)
     study_every: int = 250
+    ring_setups: tuple[str, ...] = ("naive", "spectral norm + TTUR", "WGAN-GP")
+    digits_setups: tuple[str, ...] = ("naive", "minibatch std", "spectral norm",
+                                      "DCGAN optimiser", "TTUR", "conditional")
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"train_steps": 30, "use_shipped": False, "toy_steps": 40,
                   "study_steps": 20, "study_seeds": (0,), "study_every": 10},
-        "cpu": {"train_steps": 2000, "batch_size": 64, "num_threads": 1},
+        # about 5 minutes on 2 cores: WGAN-GP (5 critic steps) and the set-ups that did not
+        # help at this budget run on the gpu profile only
+        "cpu": {"train_steps": 2000, "batch_size": 64, "num_threads": 1, "toy_steps": 1500,
+                "study_steps": 1000, "study_seeds": (0, 1), "study_every": 250,
+                "ring_setups": ("naive", "spectral norm + TTUR"),
+                "digits_setups": ("naive", "DCGAN optimiser", "spectral norm")},
         "gpu": {"train_steps": 20000, "use_shipped": False, "width": 32,
                 "study_steps": 5000, "study_size": 16, "study_every": 500},
     }
@@ -146,7 +156,7 @@ def dcgan_config(**changes: Any) -> GANTrainConfig:
 def naive_config(**changes: Any) -> GANTrainConfig:
     """A naive run: the non-saturating loss with Adam's default settings (lr 1e-3, betas
     (0.9, 0.999)) for both players, no EMA. Radford et al. (2016, section 4) found this
-    learning rate too high and $\beta_1 = 0.9$ oscillating; on digits it collapses."""
+    learning rate too high and $\\beta_1 = 0.9$ oscillating; on digits it collapses."""
     return GANTrainConfig(**{"loss": "non_saturating", "lr_g": 1e-3, "lr_d": 1e-3,
                              "betas": (0.9, 0.999), "ema_decay": 0.0, **changes})
 
@@ -285,12 +295,20 @@ def evaluate(model: DCGAN, n: int = 1000, seed: int = 0) -> dict[str, float]:
 
     Returns:
         ``fid``, ``recognisability``, ``coverage`` (and ``label_accuracy`` for a
-        conditional model), from :func:`aigc_course.metrics.judge.judge_report`.
+        conditional model), from :func:`aigc_course.metrics.judge.judge_report`, and
+        improved ``precision`` and ``recall`` in the judge's feature space against the
+        training digits (:func:`aigc_course.metrics.precision_recall`): a generator that
+        ignores $z$ and draws one prototype per class has recall near 0 however
+        recognisable its digits are.
     """
+    from aigc_course.metrics.evaluate import precision_recall
+
     generator = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % model.config.num_classes if model.conditional else None
     images = model.sample(n, y, generator).cpu()                         # (n, 1, H, W)
-    return {k: float(v) for k, v in judge_report(images, y).items() if k != "n"}
+    report = {k: float(v) for k, v in judge_report(images, y).items() if k != "n"}
+    pr = precision_recall(images)
+    return {**report, "precision": pr["precision"], "recall": pr["recall"]}
 
 
 @torch.no_grad()
@@ -370,6 +388,12 @@ def ring_variants(steps: int, batch_size: int = 256) -> Variants:
       faster than $G$ (1e-4 / 4e-4, Heusel et al. 2017);
     * ``WGAN-GP``: critic loss with the gradient penalty, 5 critic steps per $G$ step,
       Adam(1e-4, (0.5, 0.9)) (Gulrajani et al. 2017, Algorithm 1 with their toy settings).
+
+    Measured on ``toy2d_ring`` (2,000 steps, modes covered at steps 400 / 800 / ... /
+    2,000, seeds 0 / 1 / 2): naive [3, 3, 1, 2, 2] / [0, 1, 0, 0, 0] / [3, 4, 8, 8, 8]
+    (seed 1 ends as one blob on an arc between two modes); spectral norm + TTUR
+    [7, 8, 8, 8, 8] / [7, 8, 8, 8, 8] / [8, 8, 8, 8, 8]; WGAN-GP [3, 8, 8, 8, 8] /
+    [2, 6, 8, 8, 8] / [3, 7, 8, 4, 8]. About 25, 30 and 110 s per run on one core.
     """
     return {
         "naive": (MLPGANConfig(), dcgan_config(steps=steps, batch_size=batch_size)),
@@ -389,9 +413,16 @@ def digits_variants(steps: int, image_size: int = 8, width: int = 32) -> Variant
     * ``minibatch std``: a minibatch standard-deviation channel in $D$ (Karras et al. 2018);
     * ``spectral norm``: $D$ spectrally normalised, without batch norm (Miyato et al. 2018);
     * ``DCGAN optimiser``: :func:`dcgan_config`, Adam(2e-4, (0.5, 0.999));
+    * ``TTUR``: two time scales, $G$ at 1e-4 and $D$ at 4e-4 (Heusel et al. 2017);
     * ``conditional``: $G$ and $D$ see the class (projection discriminator).
 
-    Each variant keeps everything else of ``naive``.
+    Each variant keeps everything else of ``naive``. Measured at 8x8, width 32, 1,500
+    steps, seeds 0 / 1 / 2, judge class coverage at the last step (and averaged over steps
+    1,000-1,500): naive 0.66 / 0.86 / 0.80 (0.57 averaged; it hops between a few
+    classes); minibatch std 0.51 / 0.80 / 0.51 (0.54: no help at this learning rate);
+    spectral norm 0.90 / 0.91 / 0.76 (0.80); DCGAN optimiser 0.94 / 0.94 / 0.97 (0.94);
+    TTUR 0.99 / 0.95 / 0.87 (0.80); conditional 0.74 / 0.68 / 0.74 (0.56: labels alone
+    do not stabilise it). About 45 s per run on one shared core (80 s with minibatch std).
     """
     base = GANConfig(image_size=image_size, width=width)
     naive = naive_config(steps=steps)
@@ -400,6 +431,7 @@ def digits_variants(steps: int, image_size: int = 8, width: int = 32) -> Variant
         "minibatch std": (dataclasses.replace(base, minibatch_std=True), naive),
         "spectral norm": (dataclasses.replace(base, spectral_norm=True, d_norm="none"), naive),
         "DCGAN optimiser": (base, dcgan_config(steps=steps)),
+        "TTUR": (base, naive_config(steps=steps, lr_g=1e-4, lr_d=4e-4)),
         "conditional": (dataclasses.replace(base, num_classes=10), naive),
     }
 
@@ -460,11 +492,23 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "?") ->
 
 def shipped_config(image_size: int = 16, conditional: bool = True, latent_dim: int = 32,
                    width: int = 16) -> GANConfig:
-    """The shipped model's architecture: spectral norm in $D$ (no batch norm), projection
-    conditioning when ``conditional``."""
+    """The shipped model's architecture: a DCGAN (batch norm in both networks) whose $D$ sees
+    the label as one-hot planes concatenated to the image, when ``conditional``.
+
+    Measured on digits 16x16 (2,000 steps): with a projection discriminator, hinge loss and
+    spectral norm the generator ignored $z$ and drew one prototype per class (pixel spread
+    within a class 0.01-0.03 against 0.24 for real digits, judge recall 0.00, even with a
+    minibatch-std layer); with concatenated labels it draws varied digits (spread 0.16,
+    recall 0.46 at 1,000 steps).
+    """
     return GANConfig(image_size=image_size, latent_dim=latent_dim, width=width,
-                     num_classes=10 if conditional else 0, conditioning="projection",
-                     d_norm="none", spectral_norm=True)
+                     num_classes=10 if conditional else 0, conditioning="concat",
+                     d_norm="batch", spectral_norm=False)
+
+
+def shipped_train_config(**changes: Any) -> GANTrainConfig:
+    """The shipped model's run: :func:`dcgan_config` with an EMA of $G$ (decay 0.999)."""
+    return dcgan_config(**{"ema_decay": 0.999, **changes})
 
 
 def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
@@ -477,7 +521,7 @@ def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
         The model and ``{"judge": evaluate(...) or None (not a digits set), "seconds",
         "threads", "params", "dataset", "image_size", "train"}``.
     """
-    config = config or GANTrainConfig()
+    config = config or shipped_train_config()
     x, y = load_images(dataset, "train", image_size=image_size, max_items=max_train)
     model_config = model_config or shipped_config(x.shape[-1], conditional)
     if model_config.channels != x.shape[1]:
@@ -517,9 +561,9 @@ def cli_train(dataset: str | None, image_size: int | None, conditional: bool, pr
 
     p = resolve(profile, cls=GANProfile)
     size = image_size if image_size is not None else p.image_size
-    config = GANTrainConfig(steps=steps or p.train_steps, batch_size=p.batch_size,
-                            loss=p.gan_loss, seed=seed, device=p.device,
-                            threads=p.num_threads, progress=progress)
+    config = shipped_train_config(steps=steps or p.train_steps, batch_size=p.batch_size,
+                                  loss=p.gan_loss, seed=seed, device=p.device,
+                                  threads=p.num_threads, progress=progress)
     x_shape = load_images(dataset or p.dataset, "train", image_size=size, max_items=1)[0].shape
     model_config = shipped_config(x_shape[-1], conditional, p.latent_dim, p.width)
     model, metrics = train_on_dataset(dataset or p.dataset, size, conditional, model_config,
@@ -538,13 +582,6 @@ def cli_sample(checkpoint: dict[str, Any], n: int, label: int | None,
     model = model_from_checkpoint(checkpoint)
     if not isinstance(model, DCGAN):
         raise ValueError("this GAN checkpoint holds a 2-D MLP GAN, not an image model")
+    y = sample_labels(n, label, model.config.num_classes)
     generator = torch.Generator().manual_seed(seed)
-    if label is not None and not model.conditional:
-        raise ValueError("--label needs a class-conditional model (train with --conditional)")
-    if model.conditional:
-        k = model.config.num_classes
-        if label is not None and not 0 <= label < k:
-            raise ValueError(f"--label must be in 0..{k - 1}, got {label}")
-        y = torch.full((n,), label) if label is not None else torch.arange(n) % k
-        return model.sample(n, y, generator), y
-    return model.sample(n, generator=generator), torch.full((n,), -1)
+    return model.sample(n, y if model.conditional else None, generator), y

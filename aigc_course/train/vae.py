@@ -28,7 +28,7 @@ from aigc_course.losses import Likelihood
 from aigc_course.metrics.image import psnr, ssim
 from aigc_course.models.vae import ConvVAE, VAEConfig
 from aigc_course.profiles import Profile
-from aigc_course.train.checkpoint import read_checkpoint, save_checkpoint
+from aigc_course.train.checkpoint import read_checkpoint, sample_labels, save_checkpoint
 from aigc_course.utils import Timer, count_params, seed_everything
 
 Tensor = torch.Tensor
@@ -337,15 +337,8 @@ def cli_sample(checkpoint: dict[str, Any], n: int, label: int | None,
     """
     model = model_from_checkpoint(checkpoint)
     generator = torch.Generator().manual_seed(seed)
-    if label is not None and not model.conditional:
-        raise ValueError("--label needs a class-conditional model (train with --conditional)")
-    if model.conditional:
-        k = model.config.num_classes
-        if label is not None and not 0 <= label < k:
-            raise ValueError(f"--label must be in 0..{k - 1}, got {label}")
-        y = torch.full((n,), label) if label is not None else torch.arange(n) % k
-        return model.sample(n, y, generator), y
-    return model.sample(n, generator=generator), torch.full((n,), -1)
+    y = sample_labels(n, label, model.config.num_classes)
+    return model.sample(n, y if model.conditional else None, generator), y
 
 
 def cli_reconstruct(checkpoint: dict[str, Any], dataset: str, split: str,
