@@ -99,6 +99,8 @@ def test_kid_matches_torch_fidelity_with_subsets(data, judge, fake) -> None:
     assert ours[1] == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-9)
 
 
+# torchmetrics' own warning about its feature buffer (harmless at this size)
+@pytest.mark.filterwarnings("ignore:Metric .* will save all extracted features:UserWarning")
 def test_kid_matches_torchmetrics_on_the_whole_set(data, judge) -> None:
     n = len(data["real"])
     scale = None
@@ -114,6 +116,9 @@ def test_kid_matches_torchmetrics_on_the_whole_set(data, judge) -> None:
         assert ours == pytest.approx(theirs, abs=1e-4 * scale)
 
 
+# torchmetrics warns about its feature buffer, and about std() of one split (splits=1)
+@pytest.mark.filterwarnings("ignore:Metric .* will save all extracted features:UserWarning")
+@pytest.mark.filterwarnings("ignore:std\\(\\)..degrees of freedom:UserWarning")
 def test_inception_score_matches_both(data, judge) -> None:
     from torch_fidelity.metric_isc import isc_features_to_metric
 

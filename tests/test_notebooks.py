@@ -215,10 +215,13 @@ def _check_08(r: dict) -> None:
     assert {"GAN (03)", "VAE (04)", "diffusion (05)", "real (test split)"} <= set(rows)
     assert rows["real (test split)"]["fid"] < 10                       # measured 3.8 (n = 200)
     for name in ("GAN (03)", "VAE (04)", "diffusion (05)"):            # shipped checkpoints,
-        assert rows[name]["n"] == 200 and rows[name]["fid"] < 80       # measured 26-32 (n = 200)
+        assert rows[name]["n"] == 200 and rows[name]["fid"] < 80       # measured 8.5-32 (n = 200)
         assert rows[name]["seconds_per_1000"] > 0
     for name in ("GAN (03)", "diffusion (05)"):                        # conditional models
-        assert rows[name]["label_accuracy"] > 0.5                      # measured DDPM 0.87
+        assert rows[name]["label_accuracy"] > 0.5                      # measured 0.98, 0.87
+    assert rows["GAN (03)"]["recall"] > 0.25                           # measured 0.74
+    # The VAE's blur: lower precision than real digits (measured 0.64 vs 0.91).
+    assert rows["VAE (04)"]["precision"] < rows["real (test split)"]["precision"]
     assert r["vae_reconstruction"]["psnr"] > 19.8                      # measured 22.80 dB
     assert r["comparison_seconds"] < 40                                # measured 2.3 s
 
