@@ -34,7 +34,7 @@ book: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
-	AIGC_PROFILE=smoke $(PY) -m pytest --nbval-lax --sanitize-with tests/nbval_sanitize.cfg \
+	AIGC_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		-p no:cacheprovider notebooks
 
 lint: setup

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course.losses import d_loss_minimax
+
 Tensor = torch.Tensor
 
 
@@ -30,9 +32,7 @@ def discriminator_step(generator: nn.Module, discriminator: nn.Module,
     """One discriminator update that leaves the generator untouched.
 
     $D$ minimises $-\\log D(x) - \\log(1 - D(G(z)))$ (binary cross-entropy: real -> 1,
-    fake -> 0). The fakes are **detached**: without ``.detach()`` the backward pass also
-    fills the generator's ``.grad``, which costs a backward through $G$ and, if the
-    generator step does not zero its gradients first, pushes $G$ to help $D$.
+    fake -> 0); afterwards no generator parameter has a ``.grad``.
 
     Args:
         generator: maps ``z`` to samples. discriminator: maps samples to ``(B,)`` logits.
@@ -43,10 +43,11 @@ def discriminator_step(generator: nn.Module, discriminator: nn.Module,
         The discriminator loss.
     """
     optimiser.zero_grad()
+    # Detached: without it the backward pass also fills the generator's .grad (a wasted
+    # backward through G) and, if G's step does not zero its gradients first, pushes G
+    # in the discriminator's direction.
     fake = generator(z).detach()                           # no gradient flows into G
-    real_logits, fake_logits = discriminator(real), discriminator(fake)   # (B,), (B,)
-    loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    loss = d_loss_minimax(discriminator(real), discriminator(fake))     # logits (B,), (B,)
     loss.backward()
     optimiser.step()
     return loss.item()
