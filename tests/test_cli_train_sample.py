@@ -12,15 +12,19 @@ from aigc_course.cli import MODEL_KINDS, main
 from aigc_course.judge import DEFAULT_PATH as JUDGE_PATH
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("ckpt")
-    paths = {"plain": out / "vae.pt", "conditional": out / "cvae.pt"}
-    assert main(["train", "vae", "--profile", "smoke", "--steps", "5",
+def _train_pair(kind: str, out: Path) -> dict[str, Path]:
+    """A plain smoke model (8x8) and a conditional one (16x16) of ``kind``, via the CLI."""
+    paths = {"plain": out / f"{kind}.pt", "conditional": out / f"c{kind}.pt"}
+    assert main(["train", kind, "--profile", "smoke", "--steps", "5",
                  "--out", str(paths["plain"])]) == 0
-    assert main(["train", "vae", "--dataset", "digits", "--image-size", "16", "--conditional",
+    assert main(["train", kind, "--dataset", "digits", "--image-size", "16", "--conditional",
                  "--profile", "smoke", "--steps", "3", "--out", str(paths["conditional"])]) == 0
     return paths
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _train_pair("vae", tmp_path_factory.mktemp("ckpt"))
 
 
 def test_vae_is_a_registered_kind() -> None:
@@ -89,13 +93,7 @@ def test_unknown_kind_is_an_argparse_error() -> None:
 
 @pytest.fixture(scope="module")
 def gan_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("gan")
-    paths = {"plain": out / "gan.pt", "conditional": out / "cgan.pt"}
-    assert main(["train", "gan", "--profile", "smoke", "--steps", "3",
-                 "--out", str(paths["plain"])]) == 0
-    assert main(["train", "gan", "--dataset", "digits", "--image-size", "16", "--conditional",
-                 "--profile", "smoke", "--steps", "3", "--out", str(paths["conditional"])]) == 0
-    return paths
+    return _train_pair("gan", tmp_path_factory.mktemp("gan"))
 
 
 def test_gan_is_a_registered_kind() -> None:
