@@ -30,9 +30,11 @@ book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html"
 
-## test: the whole suite (unit, parity, quality, notebooks, book build without execution, ruff)
+## test: the whole suite (ruff, the import layers, mypy, unit, parity, quality, notebooks, book)
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 	AIGC_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg \
 		-p no:cacheprovider notebooks

@@ -13,15 +13,13 @@
 * ``aigc-course reconstruct CKPT [--split test] [--n 16] [--out rec.npz]`` -- encode and
   decode real images (kinds that can), printing PSNR and SSIM.
 
-Registered kinds: ``vae`` (chapter 04), ``ddpm`` (chapter 05), ``gan`` (chapter 03, a
-DCGAN; ``--conditional`` for the projection-discriminator conditional GAN).
-
-A checkpoint records its kind and config (:mod:`aigc_course.train.checkpoint`), so
-``sample`` knows what to build. A chapter registers its kind by adding one line to
-:data:`MODEL_KINDS`: a module with ``cli_train(dataset, image_size, conditional, profile,
-seed, steps, out)``, ``cli_sample(checkpoint, n, label, seed)`` and, optionally,
-``cli_reconstruct(checkpoint, dataset, split, n)``. argparse lives only at this edge;
-each command calls a plain function of the package.
+Registered kinds are those of :data:`aigc_course.kinds.KINDS` (``gan`` of chapter 03,
+``vae`` of 04, ``ddpm`` of 05): ``train``, ``sample`` and ``reconstruct`` are written
+once against the model-kind contract, so a kind registered there is picked up here
+unchanged. A checkpoint records its kind and config (:mod:`aigc_course.checkpoint`), so
+``sample`` knows what to build. argparse lives only at this edge; each command calls a
+plain function of the package, and bad input exits with status 2 and one line on
+standard error.
 """
 
 from __future__ import annotations
@@ -31,11 +29,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-#: model kind -> the module holding its ``cli_train`` / ``cli_sample`` hooks
-MODEL_KINDS: dict[str, str] = {"vae": "aigc_course.train.vae",
-                               "ddpm": "aigc_course.train.diffusion",
-                               "gan": "aigc_course.train.gan"}
+if TYPE_CHECKING:
+    from torch import Tensor
+
+from aigc_course import kinds
+
+#: the registered model kinds (the registry itself is :data:`aigc_course.kinds.KINDS`)
+MODEL_KINDS = kinds.KINDS
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -55,19 +57,11 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    from aigc_course.judge import retrain
+    from aigc_course.train.judge import retrain
 
     metrics = retrain(out=args.out, epochs=args.epochs, seed=args.seed)
     print(json.dumps(metrics, indent=1))
     return 0
-
-
-def _kind_module(kind: str):  # noqa: ANN202
-    import importlib
-
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(sorted(MODEL_KINDS))}")
-    return importlib.import_module(MODEL_KINDS[kind])
 
 
 def _fail(error: Exception) -> int:
@@ -77,65 +71,71 @@ def _fail(error: Exception) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     try:
-        module = _kind_module(args.kind)
-        metrics = module.cli_train(args.dataset, args.image_size, args.conditional,
-                                   args.profile, args.seed, args.steps, args.out)
+        metrics = kinds.train_and_save(args.kind, args.out, args.profile, dataset=args.dataset,
+                                       image_size=args.image_size,
+                                       conditional=args.conditional, steps=args.steps,
+                                       seed=args.seed)
     except ValueError as error:
         return _fail(error)
     print(json.dumps(metrics, indent=1))
     return 0
 
 
-def _save_npz(path: Path, **arrays: object) -> None:
+def _save_npz(path: Path, **arrays: Tensor) -> None:
+    """Write ``arrays`` to ``path`` atomically (beside it, then renamed over it)."""
+    import os
+    import tempfile
+
     import numpy as np
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **{k: v.detach().cpu().numpy() for k, v in arrays.items()})  # type: ignore[attr-defined]
-
-
-def _accepts(function: object, kwargs: dict[str, object]) -> bool:
-    import inspect
-
-    return set(kwargs) <= set(inspect.signature(function).parameters)  # type: ignore[arg-type]
+    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(handle)
+    try:
+        npz = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
+        # allow_pickle is savez's default, named so that no array can be taken for it
+        np.savez(scratch, allow_pickle=True, **npz)
+        os.replace(scratch, path)
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from aigc_course.train.checkpoint import read_checkpoint
-
     try:
         if args.n < 1:
             raise ValueError(f"--n must be >= 1, got {args.n}")
-        checkpoint = read_checkpoint(args.checkpoint)
-        module = _kind_module(str(checkpoint.get("kind")))
-        extra = {k: getattr(args, k) for k in ("steps", "guidance")
-                 if getattr(args, k) is not None}
-        if extra and not _accepts(module.cli_sample, extra):
-            raise ValueError(f"{', '.join('--' + k for k in extra)} do not apply to a "
-                             f"{checkpoint['kind']!r} model")
-        images, labels = module.cli_sample(checkpoint, args.n, args.label, args.seed, **extra)
+        kind, model = kinds.load_model(args.checkpoint)
+        options = {k: getattr(args, k) for k in ("steps", "guidance")
+                   if getattr(args, k) is not None}
+        kinds.check_options(kind, options)
+        images, labels, _ = kinds.draw(model, args.n, label=args.label, seed=args.seed,
+                                       **options)
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     _save_npz(args.out, images=images.float(), labels=labels.long())
-    print(json.dumps({"kind": checkpoint["kind"], "n": len(images),
-                      "shape": list(images.shape), "out": str(args.out)}))
+    print(json.dumps({"kind": kind.name, "n": len(images), "shape": list(images.shape),
+                      "out": str(args.out)}))
     return 0
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from aigc_course.train.checkpoint import read_checkpoint
+    from aigc_course.data.registry import load_images
+    from aigc_course.metrics.image import psnr, ssim
 
     try:
-        checkpoint = read_checkpoint(args.checkpoint)
-        module = _kind_module(str(checkpoint.get("kind")))
-        if not hasattr(module, "cli_reconstruct"):
-            raise ValueError(f"a {checkpoint['kind']!r} model cannot reconstruct images")
-        x, x_hat, labels, scores = module.cli_reconstruct(checkpoint, args.dataset,
-                                                          args.split, args.n)
+        kind, model = kinds.load_model(args.checkpoint)
+        if kind.reconstruct is None:
+            raise ValueError(f"a {kind.name!r} model cannot reconstruct images")
+        x, y = load_images(args.dataset, args.split, image_size=model.config.image_size,
+                           max_items=args.n)
+        x_hat = kind.reconstruct(model, x, y)
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     if args.out is not None:
-        _save_npz(args.out, originals=x, images=x_hat, labels=labels)
-    print(json.dumps(scores))
+        _save_npz(args.out, originals=x, images=x_hat, labels=y)
+    print(json.dumps({"psnr": float(psnr(x_hat, x).mean()), "ssim": float(ssim(x_hat, x).mean()),
+                      "n": len(x)}))
     return 0
 
 
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.set_defaults(func=_judge)
 
     train = sub.add_parser("train", help="train a model and save a checkpoint")
-    train.add_argument("kind", choices=sorted(MODEL_KINDS), help="the model kind")
+    train.add_argument("kind", choices=kinds.names(), help="the model kind")
     train.add_argument("--dataset", default=None, help="default: the profile's dataset")
     train.add_argument("--image-size", type=int, default=None,
                        help="default: the profile's image size")

@@ -466,9 +466,9 @@ def _fit(model: nn.Module, train: tuple[Tensor, Tensor], test: tuple[Tensor, Ten
     with torch.no_grad():
         logits = model(torch.cat(test)).squeeze(1)                       # (n_test,)
         labels = torch.cat([torch.ones(len(test[0])), torch.zeros(len(test[1]))])
-        loss = F.binary_cross_entropy_with_logits(logits, labels).item()
+        test_loss = F.binary_cross_entropy_with_logits(logits, labels).item()
         accuracy = ((logits > 0).float() == labels).float().mean().item()
-    return loss, torch.sigmoid(logits), accuracy
+    return test_loss, torch.sigmoid(logits), accuracy
 
 
 def affine_discriminator(n: int = 250, steps: int = 200, seed: int = 0) -> AffineResult:

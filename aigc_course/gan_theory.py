@@ -319,5 +319,6 @@ def generator_loss_gradients(d_values: Tensor | None = None) -> GeneratorGradien
     for kind, loss in (("saturating", g_loss_minimax), ("non_saturating", g_loss_non_saturating)):
         logits = torch.logit(d_values).requires_grad_(True)            # a = log(D / (1 - D))
         (len(logits) * loss(logits)).backward()                        # sum: entry i is dl_i/da_i
+        assert logits.grad is not None                                 # a leaf that needs grad
         gradients[kind] = logits.grad.detach()
     return GeneratorGradients(d_values, gradients["saturating"], gradients["non_saturating"])

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from aigc_course.divergences import LOG_2PI, kl_gaussian_diag
+from aigc_course.models.vae import decoder_mean
 
 Tensor = torch.Tensor
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -37,11 +38,6 @@ LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
 def _check_likelihood(likelihood: str) -> None:
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
-
-
-def decoder_mean(logits: Tensor) -> Tensor:
-    """The decoder's mean image in $[-1, 1]$: $2\\sigma(\\text{logits}) - 1$ (same shape)."""
-    return 2 * torch.sigmoid(logits) - 1
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -13,7 +13,11 @@ Every chapter notebook has a ``parameters`` cell with ``PROFILE = "auto"``.
 
 Chapters extend a profile with their own knobs by subclassing :class:`Profile`
 (per-profile values of the new knobs go in the class's ``PRESETS``) and passing
-``cls=`` to :func:`resolve`, or by ``profile.replace(...)``. The dataset
+``cls=`` to :func:`resolve`, or by ``profile.replace(...)``. Every chapter's class lives
+here, in one place: :class:`DataProfile` (01), :class:`FoundationsProfile` (02),
+:class:`GANProfile` (03), :class:`VAEProfile` (04), :class:`DiffusionProfile` (05) and
+:class:`EvaluationProfile` (08); a model kind names its class
+(:mod:`aigc_course.kinds`). The dataset
 is a knob like any other, so the ``gpu`` profile runs on an offline GPU machine with
 ``resolve("gpu", dataset="mnist5k")``.
 """
@@ -23,12 +27,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args, overload
 
 import torch
 
 ProfileName = Literal["smoke", "cpu", "gpu"]
-PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+PROFILE_NAMES: tuple[ProfileName, ...] = get_args(ProfileName)
 ENV_VAR = "AIGC_PROFILE"
 
 
@@ -99,11 +103,18 @@ def auto_name() -> ProfileName:
             raise ValueError(
                 f"{ENV_VAR}={env!r} is not a profile; valid: {', '.join(PROFILE_NAMES)} or auto"
             )
-        return env  # type: ignore[return-value]
+        return env
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def resolve(name: str = "auto", cls: type[P] = Profile, **overrides: Any) -> P:  # type: ignore[assignment]
+# Overloads, as a ``cls: type[P]`` parameter cannot default to Profile: returns a ``cls``.
+@overload
+def resolve(name: str, cls: type[P], **overrides: Any) -> P: ...
+@overload
+def resolve(name: str = ..., *, cls: type[P], **overrides: Any) -> P: ...
+@overload
+def resolve(name: str = ..., **overrides: Any) -> Profile: ...
+def resolve(name: str = "auto", cls: type[Profile] = Profile, **overrides: Any) -> Profile:
     """Resolve a profile name into a typed preset.
 
     Args:
@@ -150,3 +161,176 @@ class DataProfile(Profile):
     check_items: int = 10_000
     planted: int = 40
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"check_items": 1000, "planted": 20}}
+
+
+@dataclass(frozen=True)
+class FoundationsProfile(Profile):
+    """Chapter 02's knobs.
+
+    Attributes:
+        toy_dataset: the 2-D set the chapter models (a ``toy2d_*`` name).
+        gan_steps, vae_steps, diffusion_steps: training steps of each tiny model.
+        toy_batch_size: minibatch size of those trainings.
+        eval_points: generated and real points each sample distance uses.
+        mc_samples: samples of the Monte Carlo estimates.
+        manifold_points: digits embedded by PCA and t-SNE.
+
+    Every profile runs this chapter on one CPU thread (``num_threads=1``, and
+    ``device="cpu"`` even on ``gpu``): 2-D models this small are fastest there.
+    """
+
+    toy_dataset: str = "toy2d_ring"
+    gan_steps: int = 5000
+    vae_steps: int = 5000
+    diffusion_steps: int = 5000
+    toy_batch_size: int = 256
+    eval_points: int = 2000
+    mc_samples: int = 100_000
+    manifold_points: int = 1797
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"gan_steps": 1000, "vae_steps": 1000, "diffusion_steps": 1000,
+                  "eval_points": 1000, "mc_samples": 20_000, "manifold_points": 500,
+                  "num_threads": 1},
+        "cpu": {"num_threads": 1},
+        "gpu": {"num_threads": 1, "device": "cpu"},
+    }
+
+
+@dataclass(frozen=True)
+class GANProfile(Profile):
+    """Chapter 03's knobs (``profiles.resolve(name, cls=GANProfile)``).
+
+    Attributes:
+        latent_dim: dimension of $z$ of the main model.
+        width: $D$'s first-layer channels (and $G$'s last) of the main model.
+        gan_loss: the main model's loss (a name of :func:`aigc_course.losses.gan_losses`).
+        use_shipped: load ``gan_digits16.pt`` instead of training the main model.
+        toy_steps: training steps of each 2-D collapse-study run.
+        study_steps: training steps of each digits collapse-study run.
+        study_size: image size of the digits collapse study.
+        study_seeds: seeds of each collapse-study set-up.
+        study_every: measure coverage every this many steps.
+        ring_setups: the set-ups of :func:`ring_variants` the notebook runs.
+        digits_setups: the set-ups of :func:`digits_variants` the notebook runs.
+    """
+
+    latent_dim: int = 32
+    width: int = 16
+    gan_loss: str = "non_saturating"
+    use_shipped: bool = True
+    toy_steps: int = 2000
+    study_steps: int = 1500
+    study_size: int = 8
+    study_seeds: tuple[int, ...] = (0, 1, 2)
+    study_every: int = 250
+    ring_setups: tuple[str, ...] = ("naive", "spectral norm + TTUR", "WGAN-GP")
+    digits_setups: tuple[str, ...] = ("naive", "minibatch std", "spectral norm",
+                                      "DCGAN optimiser", "TTUR", "conditional")
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"train_steps": 30, "use_shipped": False, "toy_steps": 40,
+                  "study_steps": 20, "study_seeds": (0,), "study_every": 10},
+        # about 5 minutes on 2 cores: WGAN-GP (5 critic steps) and the set-ups that did not
+        # help at this budget run on the gpu profile only
+        "cpu": {"train_steps": 2000, "batch_size": 64, "num_threads": 1, "toy_steps": 1500,
+                "study_steps": 1000, "study_seeds": (0, 1), "study_every": 250,
+                "ring_setups": ("naive", "spectral norm + TTUR"),
+                "digits_setups": ("naive", "DCGAN optimiser", "spectral norm")},
+        "gpu": {"train_steps": 20000, "use_shipped": False, "width": 32,
+                "study_steps": 5000, "study_size": 16, "study_every": 500},
+    }
+
+
+@dataclass(frozen=True)
+class VAEProfile(Profile):
+    """Chapter 04's knobs (``profiles.resolve(name, cls=VAEProfile)``).
+
+    Attributes:
+        latent_dim: latent dimension of the main model.
+        width: first-layer channels of the conv VAE.
+        beta_values: the $\\beta$ of the rate--distortion sweep.
+        sweep_steps: training steps of each sweep model and of the 2-D latent model.
+        iwae_k: the largest number of importance samples.
+        iwae_images: test images the IWAE bounds are averaged over.
+        use_shipped: load ``vae_digits16.pt`` instead of training the main model
+            (when the dataset is digits at 16x16).
+        sweep_size: image size of the sweep models and the 2-D latent model (8: fast).
+    """
+
+    latent_dim: int = 16
+    width: int = 16
+    beta_values: tuple[float, ...] = (0.1, 0.3, 1.0, 2.0, 4.0)
+    sweep_steps: int = 1500
+    iwae_k: int = 256
+    iwae_images: int = 200
+    use_shipped: bool = True
+    sweep_size: int = 8
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"sweep_steps": 30, "iwae_k": 32, "iwae_images": 50, "use_shipped": False,
+                  "beta_values": (0.5, 4.0)},
+        "cpu": {"train_steps": 4000, "sweep_steps": 1200},
+        "gpu": {"sweep_steps": 5000, "use_shipped": False, "latent_dim": 32, "width": 32,
+                "sweep_size": 16},
+    }
+
+
+@dataclass(frozen=True)
+class DiffusionProfile(Profile):
+    """Chapter 05's knobs (``profiles.resolve(name, cls=DiffusionProfile)``).
+
+    Attributes:
+        arch: the main model's network, ``"unet"`` or ``"mlp"``.
+        width: U-Net base channels.
+        hidden: flat-MLP width.
+        fast_steps: training steps of the fast 8x8 conditional MLP model.
+        toy_steps: training steps of the 2-D ring model.
+        sample_steps: DDIM steps for the main samples.
+        guidance: guidance scale $w$ of the main samples.
+        step_values: the $S$ of the quality-vs-steps sweep.
+        guidance_values: the $w$ of the guidance sweep.
+        use_shipped: load ``ddpm_digits16.pt`` (digits 16x16) instead of training.
+    """
+
+    arch: str = "unet"
+    width: int = 32
+    hidden: int = 512
+    fast_steps: int = 1500
+    toy_steps: int = 2000
+    sample_steps: int = 50
+    guidance: float = 2.0
+    step_values: tuple[int, ...] = (10, 25, 50, 100, 1000)
+    guidance_values: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0)
+    use_shipped: bool = True
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"train_steps": 20, "fast_steps": 300, "toy_steps": 300, "width": 8,
+                  "hidden": 128, "use_shipped": False, "step_values": (5, 10),
+                  "guidance_values": (0.0, 2.0), "sample_steps": 10},
+        "cpu": {"train_steps": 2000, "batch_size": 64, "width": 16},
+        "gpu": {"train_steps": 20000, "width": 64, "use_shipped": False},
+    }
+
+
+@dataclass(frozen=True)
+class EvaluationProfile(Profile):
+    """Chapter 08's knobs (``profiles.resolve(name, cls=EvaluationProfile)``).
+
+    Attributes:
+        compare_samples: samples per model in the comparison table.
+        ddpm_steps: DDIM steps of the diffusion model's samples.
+        guidance: its classifier-free guidance scale.
+        kid_subsets: KID subsets in the table.
+        size_sweep: sample sizes of the FID/KID bias plot.
+        size_repeats: random subsets per size in that plot.
+    """
+
+    compare_samples: int = 1000
+    ddpm_steps: int = 50
+    guidance: float = 0.0
+    kid_subsets: int = 100
+    size_sweep: tuple[int, ...] = (25, 50, 100, 200, 400, 800)
+    size_repeats: int = 5
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"compare_samples": 200, "ddpm_steps": 10, "kid_subsets": 20,
+                  "size_sweep": (25, 50, 100, 200), "size_repeats": 3},
+        "cpu": {},
+        "gpu": {"compare_samples": 5000, "ddpm_steps": 100, "kid_subsets": 100},
+    }

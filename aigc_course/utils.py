@@ -40,6 +40,27 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@contextmanager
+def seeded(seed: int) -> Iterator[torch.Generator]:
+    """Seed torch for one block and give the caller's random state back afterwards.
+
+    Inside the block torch's global generators (CPU and every CUDA device) are seeded
+    with ``seed``, so weight initialisation and dropout are reproducible; on exit they
+    are restored (:func:`torch.random.fork_rng`), and nothing else global changes (no
+    ``torch.use_deterministic_algorithms``): what training functions use instead of
+    :func:`seed_everything`, which is for the top of a notebook.
+
+    Yields:
+        A ``torch.Generator`` seeded with ``seed`` for minibatches and noise.
+    """
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+
+
 def get_device(prefer: str = "auto") -> torch.device:
     """The device to compute on.
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 
 Tensor = torch.Tensor
 
@@ -149,15 +149,16 @@ def real_vs_generated(real: Tensor, generated: Tensor, n: int = 32,
 
 
 def scatter2d(points: Tensor, labels: Tensor | None = None, title: str | None = None,
-              ax: plt.Axes | None = None) -> Figure:
-    """A 2-D point cloud ``(N, 2)``, coloured by ``labels`` when given."""
+              ax: plt.Axes | None = None) -> Figure | SubFigure:
+    """A 2-D point cloud ``(N, 2)``, coloured by ``labels`` when given.
+
+    Returns the new figure, or ``ax``'s figure (a subfigure if ``ax`` lies in one).
+    """
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2), got {tuple(points.shape)}")
-    own_axes = ax is None
+    fig: Figure | None = None                                           # a new figure
     if ax is None:
         fig, ax = plt.subplots(figsize=(4, 4))
-    else:
-        fig = ax.figure
     p = points.detach().cpu().numpy()
     if labels is None:
         ax.scatter(p[:, 0], p[:, 1], s=3, alpha=0.6)
@@ -167,7 +168,7 @@ def scatter2d(points: Tensor, labels: Tensor | None = None, title: str | None = 
     ax.set_aspect("equal")
     if title:
         ax.set_title(title)
-    return _detached(fig) if own_axes else fig
+    return _detached(fig) if fig is not None else ax.figure
 
 
 def class_counts(labels: Tensor, class_names: Sequence[str] | None = None,

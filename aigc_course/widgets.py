@@ -17,12 +17,15 @@ its static view (same latents, every class).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from matplotlib.figure import Figure
 
 from aigc_course.viz import image_grid
+
+if TYPE_CHECKING:
+    from ipywidgets import ValueWidget
 
 Tensor = torch.Tensor
 Decoder = Callable[[Tensor], Tensor]
@@ -106,14 +109,14 @@ class _LiveFigure:
         with self.output:
             display(self.figure)
 
-    def _wire(self, controls: Sequence[object]) -> None:
+    def _wire(self, controls: Sequence[ValueWidget]) -> None:
         import ipywidgets as widgets
 
         self.output = widgets.Output()
         self.figure = self.render()
         for control in controls:
-            control.observe(self._changed, names="value")  # type: ignore[attr-defined]
-        self.widget = widgets.VBox([*controls, self.output])  # type: ignore[list-item]
+            control.observe(self._changed, names="value")
+        self.widget = widgets.VBox([*controls, self.output])
 
     def show(self) -> None:
         """Display the widget and, below it, the static figure of its current state."""

@@ -232,3 +232,47 @@ def test_detection_scores() -> None:
     assert scores["precision"] == pytest.approx(1 / 3) and scores["recall"] == 0.5
     assert detection_scores([], [1])["precision"] == 1.0
     assert detection_scores([1], [])["recall"] == 1.0
+
+
+# --- the package's layout ---------------------------------------------------------------
+
+def test_public_names_importable() -> None:
+    import importlib
+    import pkgutil
+
+    from aigc_course.data.cleaning import (  # noqa: F401  (the API of the former module)
+        COPY_KINDS,
+        CORRUPT_KINDS,
+        HASH_SIZE,
+        LABEL_THRESHOLD,
+        LOGISTIC_C,
+        MAX_HASH_DISTANCE,
+        MAX_PIXEL_DISTANCE,
+        CopyKind,
+        CorruptKind,
+        CorruptReport,
+        Tensor,
+        dct_matrix,
+        detection_scores,
+        find_corrupt,
+        find_exact_duplicates,
+        find_near_duplicates,
+        find_suspicious_labels,
+        flip_labels,
+        hamming_pairs,
+        label_features,
+        out_of_fold_probabilities,
+        perceptual_hash,
+        pixel_distance,
+        plant_corruption,
+        plant_duplicates,
+        quantise,
+    )
+
+    assert len(cleaning.__all__) == 26 and all(hasattr(cleaning, n) for n in cleaning.__all__)
+    submodules = [m.name for m in pkgutil.iter_modules(cleaning.__path__)]
+    assert {"duplicates", "corrupt", "labels", "planting"} <= set(submodules)
+    assert not set(submodules) & set(cleaning.__all__)   # no name hides a submodule
+    for name in submodules:
+        module = importlib.import_module(f"{cleaning.__name__}.{name}")
+        assert module.__doc__ and module.__doc__.strip(), name

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from aigc_course.cli import MODEL_KINDS, main
-from aigc_course.judge import DEFAULT_PATH as JUDGE_PATH
+from aigc_course.metrics.judge import DEFAULT_PATH as JUDGE_PATH
 
 
 def _train_pair(kind: str, out: Path) -> dict[str, Path]:
@@ -28,7 +29,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_vae_is_a_registered_kind() -> None:
-    assert "vae" in MODEL_KINDS
+    assert MODEL_KINDS["vae"] == "aigc_course.train.vae"
 
 
 def test_train_prints_metrics_and_sample_writes_npz(
@@ -68,8 +69,13 @@ def test_corrupt_and_foreign_checkpoints(tmp_path: Path,
     bad.write_bytes(b"\x00garbage")
     assert main(["sample", str(bad), "--out", str(tmp_path / "x.npz")]) == 2
     assert "corrupt" in capsys.readouterr().err
-    assert main(["sample", str(JUDGE_PATH), "--out", str(tmp_path / "x.npz")]) == 2
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    assert main(["sample", str(foreign), "--out", str(tmp_path / "x.npz")]) == 2
     assert "not an aigc_course model checkpoint" in capsys.readouterr().err
+    assert main(["sample", str(JUDGE_PATH), "--out", str(tmp_path / "x.npz")]) == 2
+    assert ("holds a 'judge' checkpoint, not a generative model; valid kinds: ddpm, gan, vae"
+            in capsys.readouterr().err)
     assert not (tmp_path / "x.npz").exists()
 
 

@@ -14,17 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course.checkpoint import FORMAT
 from aigc_course.data.registry import load_images
-from aigc_course.judge import (
-    DEFAULT_PATH,
-    FORMAT,
-    accuracy,
-    default_judge,
-    load_judge,
-    retrain,
-    save_judge,
-    train_judge,
-)
 from aigc_course.metrics import (
     class_coverage,
     judge_features,
@@ -33,7 +24,9 @@ from aigc_course.metrics import (
     label_accuracy,
     recognisability,
 )
+from aigc_course.metrics.judge import DEFAULT_PATH, KIND, default_judge, load_judge
 from aigc_course.models.classifier import ClassifierConfig, DigitClassifier
+from aigc_course.train.judge import accuracy, retrain, save_judge, train_judge
 from aigc_course.utils import count_params
 
 
@@ -92,7 +85,7 @@ def test_bad_config_raises():
 
 def test_shipped_checkpoint_is_plain_and_loads_weights_only():
     checkpoint = torch.load(DEFAULT_PATH, map_location="cpu", weights_only=True)
-    assert checkpoint["format"] == FORMAT
+    assert checkpoint["format"] == FORMAT and checkpoint["kind"] == KIND == "judge"
     assert {"test_accuracy", "seed", "epochs", "torch_version"} <= set(checkpoint["metadata"])
     judge = load_judge()
     assert isinstance(judge, DigitClassifier) and not judge.training
@@ -129,11 +122,11 @@ class Foreign:
 def test_foreign_checkpoints_raise_helpful_value_error(tmp_path):
     state_dict = tmp_path / "linear.pt"
     torch.save(nn.Linear(3, 4).state_dict(), state_dict)
-    with pytest.raises(ValueError, match="not a digits-judge checkpoint.*aigc-course judge"):
+    with pytest.raises(ValueError, match="not an aigc_course model checkpoint.*aigc-course judge"):
         load_judge(state_dict)
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
-    with pytest.raises(ValueError, match="not a digits-judge checkpoint"):
+    with pytest.raises(ValueError, match="not an aigc_course model checkpoint"):
         load_judge(tensor)
     unsafe = tmp_path / "unsafe.pt"
     torch.save({"format": FORMAT, "payload": Foreign()}, unsafe)
@@ -144,10 +137,14 @@ def test_foreign_checkpoints_raise_helpful_value_error(tmp_path):
     with pytest.raises(ValueError, match="aigc-course judge"):
         load_judge(raw_pickle)
     wrong_weights = tmp_path / "wrong.pt"
-    torch.save({"format": FORMAT, "config": {}, "metadata": {},
+    torch.save({"format": FORMAT, "kind": "judge", "config": {}, "metadata": {},
                 "state_dict": nn.Linear(3, 4).state_dict()}, wrong_weights)
     with pytest.raises(ValueError, match="do not fit a DigitClassifier"):
         load_judge(wrong_weights)
+    from aigc_course.kinds import get
+
+    with pytest.raises(ValueError, match="holds a 'vae' model, not 'judge'.*aigc-course judge"):
+        load_judge(get("vae").shipped)
 
 
 # --- a short retrain ---------------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from aigc_course.data.registry import load_images
-from aigc_course.metrics.compare import COLUMNS, compare_models, sample_model, shipped_checkpoints
 from aigc_course.metrics.features import RandomConvExtractor
 from aigc_course.metrics.pitfalls import (
     blurred,
@@ -20,6 +19,7 @@ from aigc_course.metrics.pitfalls import (
     memorisation_vs_real,
     scores_by_extractor,
 )
+from aigc_course.reports.compare import COLUMNS, compare_models, sample_model, shipped_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,15 @@ def test_compare_models_on_shipped_checkpoints() -> None:
     assert rows.loc["diffusion (05)", "label_accuracy"] > 0.4          # measured 0.83-0.87
 
 
-def test_sample_model_rejects_unknown_kinds() -> None:
-    with pytest.raises(ValueError, match="unknown model kind 'flow'; valid: "):
-        sample_model({"kind": "flow"}, 4)
+def test_sample_model_rejects_unknown_kinds(tmp_path) -> None:  # noqa: ANN001
+    from aigc_course.checkpoint import save_checkpoint
+
+    flow = save_checkpoint(tmp_path / "flow.pt", "flow", torch.nn.Linear(2, 2), {})
+    with pytest.raises(ValueError, match="holds a 'flow' checkpoint, not a generative model; "
+                                         "valid kinds: ddpm, gan, vae"):
+        sample_model(flow, 4)
+    with pytest.raises(ValueError, match=r"--steps do not apply to a 'vae' model"):
+        sample_model(shipped_checkpoints()["VAE (04)"], 4, steps=10)
 
 
 def test_fid_is_biased_with_n_kid_is_not(digits) -> None:

@@ -32,11 +32,11 @@ import torch
 import torch.nn as nn
 
 from aigc_course.data.registry import load_images
+from aigc_course.metrics._inception_score import inception_score_from_logits
+from aigc_course.metrics._precision_recall import precision_recall_from_features
 from aigc_course.metrics.features import JudgeExtractor, extract
 from aigc_course.metrics.frechet import frechet_distance_from_features
-from aigc_course.metrics.inception_score import inception_score_from_logits
 from aigc_course.metrics.kid import kid_from_features
-from aigc_course.metrics.precision_recall import precision_recall_from_features
 
 torchmetrics_image = pytest.importorskip("torchmetrics.image")
 torch_fidelity = pytest.importorskip("torch_fidelity")

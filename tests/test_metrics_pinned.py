@@ -20,7 +20,7 @@ from aigc_course.metrics import (
     inception_score,
     inception_score_from_logits,
     judge_fid,
-    kid,
+    kernel_inception_distance,
     kid_from_features,
     precision_recall,
     precision_recall_from_features,
@@ -93,10 +93,10 @@ def test_fid_floor_and_ceiling(digits) -> None:
 
 
 def test_kid_inception_score_precision_recall_of_real_digits(digits) -> None:
-    mean, std = kid(digits["test"])                # 100 subsets of 269 (the test split)
+    mean, std = kernel_inception_distance(digits["test"])      # 100 subsets of the 269 test
     assert (mean, std) == pytest.approx((-20.90, 14.52), rel=1e-3)
     assert abs(mean) < 2 * std                      # real vs real: consistent with 0
-    assert kid(digits["noise"])[0] == pytest.approx(869.43, rel=1e-3)
+    assert kernel_inception_distance(digits["noise"])[0] == pytest.approx(869.43, rel=1e-3)
     assert inception_score(digits["test"]) == pytest.approx((8.426, 0.634), rel=1e-3)
     assert inception_score(digits["test"], splits=1)[0] == pytest.approx(9.835, rel=1e-3)
     pr = precision_recall(digits["test"])

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from aigc_course.checkpoint import read_checkpoint
 from aigc_course.cli import MODEL_KINDS, main
 from aigc_course.models.unet import DenoiserConfig
-from aigc_course.profiles import resolve
-from aigc_course.train.checkpoint import read_checkpoint
+from aigc_course.profiles import DiffusionProfile, resolve
 from aigc_course.train.diffusion import (
     SHIPPED,
-    DiffusionProfile,
     DiffusionTrainConfig,
     load_diffusion,
     save_diffusion,
@@ -53,8 +52,10 @@ def test_short_training_lowers_the_loss_and_round_trips(tmp_path: Path) -> None:
     assert len(history["loss"]) == 30 and history["loss"][-1] < history["loss"][0]
     path = save_diffusion(model, tmp_path / "m.pt")
     loaded = load_diffusion(path)
-    a = model.sample(4, steps=5, guidance=1.0, y=torch.arange(4), seed=3)
-    b = loaded.sample(4, steps=5, guidance=1.0, y=torch.arange(4), seed=3)
+    a = model.sample(4, steps=5, guidance=1.0, y=torch.arange(4),
+                     generator=torch.Generator().manual_seed(3))
+    b = loaded.sample(4, steps=5, guidance=1.0, y=torch.arange(4),
+                      generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.shape == (4, 1, 8, 8) and a.abs().max() <= 1 + 1e-5
     with pytest.raises(ValueError, match="needs labels"):
         train_diffusion(x, None, DenoiserConfig(arch="mlp", image_size=8, num_classes=10))
@@ -71,6 +72,13 @@ def test_shipped_checkpoint() -> None:
 def test_cli_train_and_sample_ddpm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert MODEL_KINDS["ddpm"] == "aigc_course.train.diffusion"
     ckpt, out = tmp_path / "d.pt", tmp_path / "s.npz"
+    unconditional = tmp_path / "u.pt"
+    assert main(["train", "ddpm", "--profile", "smoke", "--steps", "2",
+                 "--out", str(unconditional)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(unconditional), "--n", "2", "--steps", "3", "--guidance", "2",
+                 "--out", str(out)]) == 2
+    assert "--guidance needs a class-conditional model" in capsys.readouterr().err
     assert main(["train", "ddpm", "--profile", "smoke", "--conditional", "--steps", "3",
                  "--out", str(ckpt)]) == 0
     capsys.readouterr()

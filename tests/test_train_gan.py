@@ -7,25 +7,20 @@ from pathlib import Path
 import pytest
 import torch
 
+from aigc_course.checkpoint import save_checkpoint
 from aigc_course.data import load_images
 from aigc_course.data.registry import load_points
-from aigc_course.judge import DEFAULT_PATH as JUDGE_PATH
+from aigc_course.metrics.judge import DEFAULT_PATH as JUDGE_PATH
+from aigc_course.metrics.judge import class_coverage
 from aigc_course.models.gan import DCGAN, GANConfig, MLPGANConfig
 from aigc_course.models.mlp import MLPGAN
-from aigc_course.profiles import resolve
+from aigc_course.profiles import GANProfile, resolve
 from aigc_course.train import gan as gan_train
-from aigc_course.train.checkpoint import save_checkpoint
 from aigc_course.train.gan import (
     SHIPPED,
-    GANProfile,
     GANTrainConfig,
-    coverage_study,
-    digits_variants,
-    evaluate,
     load_gan,
     naive_config,
-    ring_coverage,
-    ring_variants,
     sample,
     save_gan,
     shipped_config,
@@ -33,6 +28,13 @@ from aigc_course.train.gan import (
     train_gan,
     train_on_dataset,
 )
+from aigc_course.train.gan_study import (
+    coverage_study,
+    digits_variants,
+    ring_coverage,
+    ring_variants,
+)
+from aigc_course.train.report import model_report
 from aigc_course.train.vae import SHIPPED as VAE_SHIPPED
 
 TINY = GANConfig(image_size=8, width=4, latent_dim=4)
@@ -54,6 +56,8 @@ def test_loop_runs_on_images(loss: str, digits8: tuple[torch.Tensor, torch.Tenso
     assert len(history["d_loss"]) == len(history["g_loss"]) == 3
     assert all(torch.isfinite(torch.tensor(history["d_loss"] + history["g_loss"])))
     assert sample(model, 4, torch.tensor([1, 2, 3, 4])).shape == (4, 1, 8, 8)
+    with pytest.raises(TypeError):
+        model.sample(4, torch.tensor([1, 2, 3, 4]))        # y is keyword-only (the contract)
 
 
 def test_loop_runs_on_points_with_a_monitor() -> None:
@@ -151,7 +155,11 @@ def test_corrupt_foreign_and_wrong_kind_checkpoints(tmp_path: Path) -> None:
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="corrupt"):
         load_gan(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), foreign)
     with pytest.raises(ValueError, match="not an aigc_course model checkpoint"):
+        load_gan(foreign)
+    with pytest.raises(ValueError, match="holds a 'judge' model, not 'gan'"):
         load_gan(JUDGE_PATH)
     with pytest.raises(ValueError, match="holds a 'vae' model, not 'gan'"):
         load_gan(VAE_SHIPPED)
@@ -187,9 +195,21 @@ def test_coverage_study_smoke() -> None:
 
 
 def test_coverage_study_on_digits_smoke(digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
-    variants = {"naive": (TINY, naive_config(steps=4, batch_size=8))}
-    result = coverage_study(digits8[0], variants, seeds=(0,), every=4, n_eval=50)
-    assert all(0 <= c <= 1 for c in result["naive"]["coverage"][0])
+    """Each curve point is the judge's class coverage of ``n_eval`` samples (seed 0) of the
+    model at that step: recomputed here from a run trained outside the study, it must match
+    to the last bit, and the seed must come from the study, not from the train config."""
+    config = naive_config(steps=4, batch_size=8, seed=99)
+    result = coverage_study(digits8[0], {"naive": (TINY, config)}, seeds=(3,), every=4,
+                            n_eval=50)["naive"]
+    assert result["steps"] == [0, 4] and result["final"] == [result["coverage"][0][-1]]
+    model, _ = train_gan(digits8[0], None, TINY, naive_config(steps=4, batch_size=8, seed=3,
+                                                              progress=False))
+    expected = class_coverage(sample(model, 50, generator=torch.Generator().manual_seed(0)))
+    assert result["coverage"][0][-1] == expected
+    other, _ = train_gan(digits8[0], None, TINY, naive_config(steps=4, batch_size=8, seed=99,
+                                                              progress=False))
+    assert not torch.equal(sample(other, 50, generator=torch.Generator().manual_seed(0)),
+                           sample(model, 50, generator=torch.Generator().manual_seed(0)))
 
 
 @pytest.mark.slow
@@ -221,10 +241,10 @@ def test_quality_conditional_digits_8x8() -> None:
     deficit (1 - value) of the others. (Width 32 at 8x8 was unstable across seeds: FID
     86-261 at 1,000 steps.)
     """
-    model, metrics = train_on_dataset("digits", 8, True, shipped_config(8, True, width=64),
-                                      shipped_train_config(steps=1000, ema_decay=0.99,
-                                                           threads=1, progress=False))
-    scores = metrics["judge"]
+    trained = train_on_dataset("digits", 8, True, shipped_config(8, True, width=64),
+                               shipped_train_config(steps=1000, ema_decay=0.99, threads=1,
+                                                    progress=False))
+    scores = model_report(trained.model, 1000, kid_subsets=10)
     assert scores["fid"] < 125
     assert scores["recognisability"] > 0.9
     assert scores["coverage"] > 0.94
@@ -245,7 +265,7 @@ def test_shipped_checkpoint_is_small_and_good() -> None:
     assert SHIPPED.stat().st_size < 1_000_000                 # 544 KB
     model = load_gan()
     assert isinstance(model, DCGAN) and model.conditional and model.config.image_size == 16
-    scores = evaluate(model, 1000, seed=1)
+    scores = model_report(model, 1000, seed=1, kid_subsets=10)
     assert scores["fid"] < 12                                   # 5.5-6.0
     assert scores["label_accuracy"] > 0.95                      # 0.979-0.990
     assert scores["recognisability"] > 0.93                     # 0.968-0.977

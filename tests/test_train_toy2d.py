@@ -16,8 +16,8 @@ from aigc_course import profiles
 from aigc_course.data import load_points
 from aigc_course.metrics.distances import energy_distance
 from aigc_course.models.mixture import EMConfig, fit_em
+from aigc_course.profiles import FoundationsProfile
 from aigc_course.train.toy2d import (
-    FoundationsProfile,
     ToyTrainConfig,
     preview,
     train_diffusion,

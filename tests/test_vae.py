@@ -6,18 +6,17 @@ import pytest
 import torch
 
 from aigc_course import metrics
+from aigc_course.checkpoint import read_checkpoint
 from aigc_course.data import load_images
-from aigc_course.judge import DEFAULT_PATH as JUDGE_PATH
+from aigc_course.metrics.judge import DEFAULT_PATH as JUDGE_PATH
 from aigc_course.models.vae import ConvVAE, VAEConfig
-from aigc_course.profiles import resolve
-from aigc_course.train.checkpoint import read_checkpoint
+from aigc_course.profiles import VAEProfile, resolve
 from aigc_course.train.vae import (
     SHIPPED,
-    VAEProfile,
     VAETrainConfig,
-    evaluate,
     iwae_log_px,
     load_vae,
+    reconstruction_report,
     save_vae,
     train_on_dataset,
     train_vae,
@@ -94,8 +93,8 @@ def test_corrupt_and_foreign_checkpoints_raise_value_error(tmp_path) -> None:  #
     corrupt.write_bytes(b"not a checkpoint at all")
     with pytest.raises(ValueError, match="corrupt"):
         load_vae(corrupt)
-    with pytest.raises(ValueError, match="not an aigc_course model checkpoint"):
-        load_vae(JUDGE_PATH)                                 # the judge: another format
+    with pytest.raises(ValueError, match="holds a 'judge' model, not 'vae'"):
+        load_vae(JUDGE_PATH)                                 # the judge: another kind
     plain = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(2)}, plain)
     with pytest.raises(ValueError, match="format"):
@@ -123,7 +122,7 @@ def test_shipped_checkpoint_is_small_and_good() -> None:
     model = load_vae()
     assert model.config.image_size == 16 and not model.conditional
     x, y = load_images("digits", "test", image_size=16)
-    scores = evaluate(model, x, y)
+    scores = reconstruction_report(model, x, y)
     assert scores["psnr"] > 19.8 and scores["ssim"] > 0.45
     report = metrics.judge_report(model.sample(1000, generator=torch.Generator().manual_seed(1)))
     assert report["fid"] < 50 and report["recognisability"] > 0.6 and report["coverage"] > 0.9
@@ -141,9 +140,10 @@ def test_quality_on_digits_8x8() -> None:
     recognisability 0.76 / 0.76 / 0.72; coverage 0.98 / 0.99 / 0.99. Bars with about 2x
     margin (PSNR: 3 dB, i.e. twice the squared error).
     """
-    model, result = train_on_dataset("digits", 8, config=VAETrainConfig(
+    trained = train_on_dataset("digits", 8, config=VAETrainConfig(
         steps=1000, batch_size=64, seed=0, progress=False))
-    assert result["test"]["psnr"] > 12.7
+    model = trained.model
+    assert trained.metrics["test"]["psnr"] > 12.7
     samples = model.sample(1000, generator=torch.Generator().manual_seed(1))
     report = metrics.judge_report(samples)
     assert report["fid"] < 100

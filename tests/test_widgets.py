@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -9,6 +12,7 @@ from matplotlib.figure import Figure
 from aigc_course.models.vae import ConvVAE, VAEConfig
 from aigc_course.widgets import (
     LatentSliders,
+    class_switch_figure,
     interpolate_latents,
     interpolation_figure,
     show_latent_sliders,
@@ -41,10 +45,89 @@ def test_interpolation_endpoints_and_slerp_norm() -> None:
         interpolate_latents(z0, z1, 3, "cubic")  # type: ignore[arg-type]
 
 
+def _show_latent(z: torch.Tensor) -> torch.Tensor:
+    """A see-through decoder: latents ``(B, D)`` -> ``(B, 1, 2, D)``, column ``j`` = ``z_j / 3``."""
+    return (z / 3)[:, None, None, :].expand(-1, 1, 2, -1)
+
+
+def _tiles(fig: Figure, n: int, nrow: int, h: int, w: int) -> np.ndarray:
+    """The ``n`` tiles of a figure's one image grid, row-major: ``(n, h, w, 3)`` in ``[0, 1]``.
+
+    Also pins the grid's size: ``nrow`` tiles a row, 1 pixel of padding (as ``image_grid``).
+    """
+    (image,) = fig.axes[0].get_images()
+    grid = np.asarray(image.get_array())
+    assert grid.shape == (math.ceil(n / nrow) * (h + 1) + 1, nrow * (w + 1) + 1, 3)
+    return np.stack([grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w]
+                     for r, c in (divmod(i, nrow) for i in range(n))])
+
+
+def _shown(images: torch.Tensor) -> np.ndarray:
+    """What a grid shows of images in ``[-1, 1]``: ``(N, H, W, 3)`` in ``[0, 1]``, grey as RGB."""
+    return ((images.clamp(-1, 1) + 1) / 2).expand(-1, 3, -1, -1).permute(0, 2, 3, 1).numpy()
+
+
+def _latents_shown(fig: Figure, n: int, nrow: int) -> torch.Tensor:
+    """The latents ``(n, 4)`` whose :func:`_show_latent` images a figure's grid shows."""
+    tiles = _tiles(fig, n, nrow, h=2, w=4)
+    assert np.array_equal(tiles, np.broadcast_to(tiles[:, :1, :, :1], tiles.shape))  # grey
+    return torch.from_numpy((tiles[:, 0, :, 0] * 2 - 1) * 3)
+
+
 def test_static_figures() -> None:
-    assert isinstance(traversal_figure(MODEL.decode_mean, torch.zeros(4), [0, 1], steps=5), Figure)
-    assert isinstance(interpolation_figure(MODEL.decode_mean, torch.zeros(4), torch.ones(4)),
-                      Figure)
+    """The static views show the decoded images of the latents they are documented to.
+
+    The latents are built here by hand (not with the module's helpers) and read back off
+    the figure's pixels through the see-through decoder ``_show_latent``:
+
+    - ``traversal_figure``: row ``r`` is ``z`` with ``dims[r]`` (in the order given)
+      swept over ``linspace(-span, span, steps)``, the other coordinates kept; one row per
+      dim, ``steps`` a row; the default title names the dims.
+    - ``interpolation_figure``: one row of ``steps`` images from ``z0`` to ``z1``; between
+      two orthogonal latents of norm 2, ``linear`` passes through ``(1 - t) z0 + t z1`` and
+      ``slerp`` through ``2 (cos(pi t / 2), sin(pi t / 2))`` (the norm kept); the title
+      names the mode, or is the one given.
+    - ``LatentSliders(...).figure`` (the static figure of the default state): the pixels of
+      the model's own decoding of ``z`` (``MODEL.decode_mean``, run here), and the title
+      reads the sliders' default values.
+    - ``class_switch_figure``: tile ``(r, k)`` is ``generate(z[r], k)``, ``K`` a row.
+    """
+    z = torch.tensor([0.3, -0.6, 0.9, 1.5])
+    fig = traversal_figure(_show_latent, z, [2, 0], span=2.4, steps=5)
+    sweep = torch.tensor([-2.4, -1.2, 0.0, 1.2, 2.4])
+    expected = z.repeat(10, 1)
+    expected[:5, 2], expected[5:, 0] = sweep, sweep
+    torch.testing.assert_close(_latents_shown(fig, 10, nrow=5), expected, atol=1e-5, rtol=0)
+    assert fig.axes[0].get_title() == "latent traversal, dims [2, 0]"
+
+    z0, z1 = torch.tensor([2.0, 0.0, 0.0, 0.0]), torch.tensor([0.0, 2.0, 0.0, 0.0])
+    t = torch.linspace(0, 1, 5)
+    zeros = torch.zeros(5)
+    paths = {"linear": torch.stack([2 * (1 - t), 2 * t, zeros, zeros], dim=1),
+             "slerp": torch.stack([2 * torch.cos(t * math.pi / 2),
+                                   2 * torch.sin(t * math.pi / 2), zeros, zeros], dim=1)}
+    for mode, path in paths.items():
+        fig = interpolation_figure(_show_latent, z0, z1, steps=5, mode=mode)  # type: ignore[arg-type]
+        torch.testing.assert_close(_latents_shown(fig, 5, nrow=5), path, atol=1e-5, rtol=0)
+        assert fig.axes[0].get_title() == f"{mode} interpolation"
+    fig = interpolation_figure(_show_latent, z0, z1, steps=5, title="a path")
+    assert fig.axes[0].get_title() == "a path"
+
+    z = torch.tensor([0.5, -0.5, 0.0, 1.0])
+    sliders = LatentSliders(MODEL.decode_mean, z, dims=(0, 2))
+    with torch.no_grad():
+        decoded = MODEL.decode_mean(z[None])                                # (1, 1, 8, 8)
+    np.testing.assert_allclose(_tiles(sliders.figure, 1, nrow=1, h=8, w=8), _shown(decoded),
+                               atol=1e-6, rtol=0)
+    assert sliders.figure.axes[0].get_title() == "z[0]=+0.5, z[2]=+0.0"
+
+    z = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    fig = class_switch_figure(_conditional_generate, z, 10)
+    expected = torch.cat([_conditional_generate(z[r:r + 1], torch.tensor([k]))
+                          for r in range(3) for k in range(10)])
+    np.testing.assert_allclose(_tiles(fig, 30, nrow=10, h=10, w=10), _shown(expected),
+                               atol=1e-6, rtol=0)
+    assert fig.axes[0].get_title() == "one latent per row, classes 0..K-1 along it"
 
 
 def test_sliders_render_default_state_and_follow_changes_headless() -> None:

@@ -137,7 +137,8 @@ def _split_counts(name: str, labels: Tensor, online: bool) -> tuple[dict[str, in
     """Items per split, and each item's split number (0 train, 1 val, 2 test; -1 unknown)."""
     split_of = torch.full((len(labels),), -1)
     counts = {"all": len(labels)}
-    for k, split in enumerate(("train", "val", "test")):
+    splits: tuple[registry.Split, ...] = ("train", "val", "test")
+    for k, split in enumerate(splits):
         if online:
             counts[split] = len(registry.load_images(name, split)[1])
         else:
@@ -205,7 +206,8 @@ def make_data_card(name: str, check_labels: bool = True, max_check_items: int = 
 def _describe(card: DataCard, images: Tensor, labels: Tensor, class_names: Sequence[str],
               online: bool) -> Tensor:
     """Fill shape, counts and pixel statistics; return each item's split number."""
-    card.image_shape = tuple(images.shape[1:])
+    _, channels, height, width = images.shape
+    card.image_shape = (channels, height, width)
     card.split_counts, split_of = _split_counts(card.name, labels, online)
     counts = torch.bincount(labels, minlength=len(class_names)).tolist()
     names = [*class_names, *map(str, range(len(class_names), len(counts)))]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aigc_course.models.unet import FlatDenoiser, UNet
+
 Tensor = torch.Tensor
 
 
@@ -36,7 +38,9 @@ class Guided(nn.Module):
         w: guidance scale, ``>= 0``.
     """
 
-    def __init__(self, eps_model: nn.Module, w: float) -> None:
+    eps_model: UNet | FlatDenoiser
+
+    def __init__(self, eps_model: UNet | FlatDenoiser, w: float) -> None:
         super().__init__()
         if w < 0:
             raise ValueError(f"guidance scale w must be >= 0, got {w}")

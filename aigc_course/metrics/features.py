@@ -7,7 +7,7 @@ offered, all with one interface (:class:`FeatureExtractor`: an ``nn.Module`` who
 ``num_features`` attribute, so it plugs into torchmetrics as a custom ``feature``):
 
 * ``"judge"`` (default, offline) -- the shipped digits judge's 64-d penultimate layer
-  (:mod:`aigc_course.judge`), and its 10 logits for the Inception Score. Trained on
+  (:mod:`aigc_course.metrics.judge`), and its 10 logits for the Inception Score. Trained on
   the same digits: sharp for digits, meaningless for anything else.
 * ``"random"`` (offline, any data) -- a fixed-seed, randomly initialised three-layer
   conv net (256-d). Random features are a known baseline of generative evaluation
@@ -38,6 +38,8 @@ from typing import Literal, get_args
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from aigc_course.models.classifier import DigitClassifier
 
 Tensor = torch.Tensor
 ExtractorName = Literal["judge", "random", "pixels", "inception", "auto"]
@@ -96,11 +98,12 @@ class JudgeExtractor(FeatureExtractor):
     """The digits judge's 64-d penultimate features and 10 logits (offline, default)."""
 
     name = "judge"
+    judge: DigitClassifier
 
-    def __init__(self, judge: nn.Module | None = None) -> None:
+    def __init__(self, judge: DigitClassifier | None = None) -> None:
         super().__init__()
         if judge is None:
-            from aigc_course.judge import default_judge
+            from aigc_course.metrics.judge import default_judge
 
             judge = default_judge()
         self.judge = judge
@@ -134,6 +137,7 @@ class RandomConvExtractor(FeatureExtractor):
             with torch.no_grad():
                 std = (2.0 / (c_in * 9)) ** 0.5                        # He init: Var = 2 / fan_in
                 conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * std)
+                assert conv.bias is not None                           # Conv2d's default bias
                 conv.bias.zero_()
             self.convs.append(conv)
         self.input_size = input_size
@@ -141,7 +145,9 @@ class RandomConvExtractor(FeatureExtractor):
         self.requires_grad_(False).eval()
 
     def forward(self, images: Tensor) -> Tensor:
-        x = _to_channels(images, 3).to(self.convs[0].weight)
+        first = self.convs[0]
+        assert isinstance(first, nn.Conv2d)                            # built in __init__
+        x = _to_channels(images, 3).to(first.weight)
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False)                       # (N, 3, 32, 32)
         for conv in self.convs:

@@ -1,7 +1,11 @@
-"""Sample-quality metrics computed with the digits judge.
+"""The digits judge, loaded, and the per-sample metrics it gives.
 
-The judge (:mod:`aigc_course.judge`) is a small CNN trained on 8x8 digits. On a
-batch of generated digits ``images`` ``(N, 1, H, W)`` in ``[-1, 1]`` it gives:
+The judge is a small CNN (:class:`~aigc_course.models.classifier.DigitClassifier`)
+trained on 8x8 digits by :mod:`aigc_course.train.judge`; this module loads it from its
+checkpoint (kind ``judge`` in the common format of :mod:`aigc_course.checkpoint`,
+``weights_only=True``). On a batch of generated digits ``images`` ``(N, 1, H, W)`` in
+``[-1, 1]`` it gives (judge FID and :func:`~aigc_course.metrics.scores.judge_report` are
+computed in :mod:`aigc_course.metrics.scores`, one feature path for every FID):
 
 * **judge FID** -- the Fréchet distance (:mod:`aigc_course.metrics.frechet`) between
   Gaussians fitted to its 64-d penultimate features of the samples and of the real
@@ -29,32 +33,92 @@ held-out real digits score 1.7 with 269 samples, 1.3 with 539).
 from __future__ import annotations
 
 import math
-import weakref
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from aigc_course.data.registry import load_images
-from aigc_course.metrics.frechet import frechet_distance, gaussian_stats
-from aigc_course.models.classifier import DigitClassifier
+from aigc_course.checkpoint import read_checkpoint
+from aigc_course.models.classifier import ClassifierConfig, DigitClassifier
 
 Tensor = torch.Tensor
 Reference = Literal["train", "val", "test"]
-REFERENCES: tuple[str, ...] = ("train", "val", "test")
+REFERENCES: tuple[Reference, ...] = ("train", "val", "test")
 BATCH_SIZE = 500
+KIND = "judge"
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "checkpoints" / "judge_digits.pt"
+REGENERATE = "regenerate it with `aigc-course judge` (or `make judge`)"
 
-# reference statistics per judge instance: the default judge is computed once; a
-# retrained default judge is a new object and gets fresh statistics
-_REFERENCE_CACHE: weakref.WeakKeyDictionary[DigitClassifier, dict[tuple[str, int], Any]] = (
-    weakref.WeakKeyDictionary())
+def read_judge_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
+    """Read and check a judge checkpoint without building the model.
+
+    Args:
+        path: the file; ``None`` is the shipped ``checkpoints/judge_digits.pt``.
+
+    Returns:
+        The dict with keys ``format``, ``config``, ``state_dict`` and ``metadata``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is corrupt or is not a digits-judge checkpoint.
+    """
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        return read_checkpoint(path, KIND)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"{error}; {REGENERATE}") from error
+
+
+def load_judge(path: str | Path | None = None) -> DigitClassifier:
+    """Load a judge checkpoint (the shipped one by default) in eval mode on CPU.
+
+    Args:
+        path: the file; ``None`` is the shipped ``checkpoints/judge_digits.pt``.
+
+    Returns:
+        The judge, in eval mode, with gradients switched off.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is corrupt, is not a digits-judge checkpoint, or its
+            weights do not fit its configuration.
+    """
+    checkpoint = read_judge_checkpoint(path)
+    try:
+        model = DigitClassifier(ClassifierConfig(**checkpoint["config"]))
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as error:
+        raise ValueError(f"{path or DEFAULT_PATH} is a judge checkpoint but its config or "
+                         f"weights do not fit a DigitClassifier ({str(error)[:300]}); "
+                         f"{REGENERATE}") from error
+    return model.eval().requires_grad_(False)
+
+
+@lru_cache(maxsize=1)
+def default_judge() -> DigitClassifier:
+    """The shipped judge, loaded once and cached (metrics call this; do not train it)."""
+    return load_judge()
 
 
 def _resolve(judge: DigitClassifier | None) -> DigitClassifier:
-    if judge is not None:
-        return judge
-    from aigc_course.judge import default_judge
+    return judge if judge is not None else default_judge()
 
-    return default_judge()
+
+def check_images(images: Tensor, judge: DigitClassifier | None = None) -> DigitClassifier:
+    """Check that the judge can score ``images``; returns the judge (``None``: the shipped one).
+
+    Raises:
+        ValueError: not ``(N, 1, H, W)`` floats with ``H, W >= 8``, or ``N = 0``; the
+            message says what was found.
+    """
+    judge = _resolve(judge)
+    if not isinstance(images, Tensor) or images.ndim != 4:
+        judge.prepare(images)                          # raises a ValueError that explains
+    if len(images) == 0:
+        raise ValueError("no images to judge (N = 0)")
+    judge.prepare(images[:1])                          # fail fast on channels, size, dtype
+    return judge
 
 
 @torch.no_grad()
@@ -73,12 +137,7 @@ def judge_outputs(images: Tensor, judge: DigitClassifier | None = None,
     Raises:
         ValueError: wrong shape or dtype (see ``DigitClassifier.prepare``), or no images.
     """
-    judge = _resolve(judge)
-    if not isinstance(images, Tensor) or images.ndim != 4:
-        judge.prepare(images)                          # raises a ValueError that explains
-    if len(images) == 0:
-        raise ValueError("no images to judge (N = 0)")
-    judge.prepare(images[:1])                          # fail fast on channels, size, dtype
+    judge = check_images(images, judge)
     was_training = judge.training
     judge.eval()
     probs, features = [], []
@@ -93,68 +152,6 @@ def judge_outputs(images: Tensor, judge: DigitClassifier | None = None,
 def judge_features(images: Tensor, judge: DigitClassifier | None = None) -> Tensor:
     """The judge's 64-d penultimate features ``(N, 64)`` of ``images`` ``(N, 1, H, W)``."""
     return judge_outputs(images, judge)[1]
-
-
-def reference_stats(reference: Reference = "train", judge: DigitClassifier | None = None,
-                    image_size: int = 8) -> tuple[Any, Any]:
-    """Gaussian statistics of the judge's features on a real ``digits`` split (cached).
-
-    Args:
-        reference: ``"train"``, ``"val"`` or ``"test"``.
-        judge: the classifier; ``None`` is the shipped judge.
-        image_size: load the split at this size (the registry's bilinear resize), so
-            the reference passes through the same resizes as samples of a model
-            trained at that size.
-
-    Returns:
-        ``mu`` ``(64,)`` and ``sigma`` ``(64, 64)``, float64 NumPy arrays.
-    """
-    if reference not in REFERENCES:
-        raise ValueError(f"unknown reference {reference!r}; valid: {', '.join(REFERENCES)} "
-                         "or a tensor of real images")
-    judge = _resolve(judge)
-    cache = _REFERENCE_CACHE.setdefault(judge, {})
-    key = (reference, image_size)
-    if key not in cache:
-        images, _ = load_images("digits", reference, image_size=image_size)  # (N, 1, s, s)
-        cache[key] = gaussian_stats(judge_features(images, judge))
-    return cache[key]
-
-
-def _sample_size(images: Tensor) -> int:
-    """The reference size for samples: their side if square, else the native 8."""
-    h, w = images.shape[-2:]
-    return int(h) if h == w else 8
-
-
-def judge_fid(images: Tensor, reference: Reference | Tensor = "train",
-              judge: DigitClassifier | None = None) -> float:
-    """Judge FID of ``images`` against real digits (lower is better).
-
-    $\\mathrm{FID} = \\lVert\\mu_r-\\mu_g\\rVert^2 + \\operatorname{tr}(\\Sigma_r+\\Sigma_g
-    -2(\\Sigma_r\\Sigma_g)^{1/2})$ on the judge's features (Heusel et al. 2017, eq. 6).
-
-    Args:
-        images: samples ``(N, 1, H, W)`` in ``[-1, 1]``, ``N >= 2`` (use about 1,000).
-        reference: a ``digits`` split name, or a tensor of real images
-            ``(M, 1, H', W')``. A split is loaded at the samples' size ``H`` (when
-            square), so real and generated images go through the same resizes: real
-            test digits at 16x16 score as well as at 8x8. Its statistics are computed
-            once per judge and size, and cached.
-        judge: the classifier; ``None`` is the shipped judge. Statistics of a split are
-            cached per judge object, so do not keep training a judge you pass here.
-
-    Returns:
-        The judge FID, a float.
-    """
-    judge = _resolve(judge)
-    features = judge_features(images, judge)                           # (N, 64), checks input
-    if isinstance(reference, Tensor):
-        mu_r, sigma_r = gaussian_stats(judge_features(reference, judge))
-    else:
-        mu_r, sigma_r = reference_stats(reference, judge, _sample_size(images))
-    mu_g, sigma_g = gaussian_stats(features)
-    return frechet_distance(mu_r, sigma_r, mu_g, sigma_g)
 
 
 def _recognisability(probs: Tensor, threshold: float) -> float:
@@ -212,32 +209,3 @@ def label_accuracy(images: Tensor, labels: Tensor, judge: DigitClassifier | None
         judge: the classifier; ``None`` is the shipped judge.
     """
     return _label_accuracy(judge_outputs(images, judge)[0], labels)
-
-
-def judge_report(images: Tensor, labels: Tensor | None = None,
-                 judge: DigitClassifier | None = None, threshold: float = 0.9
-                 ) -> dict[str, float | int]:
-    """All judge metrics of a batch of samples from one pass of the judge.
-
-    Args:
-        images: ``(N, 1, H, W)`` in ``[-1, 1]``, ``N >= 2``.
-        labels: requested classes ``(N,)`` of conditional samples, or ``None``.
-        judge: the classifier; ``None`` is the shipped judge.
-        threshold: the confidence bar of recognisability.
-
-    Returns:
-        ``{"n", "fid", "recognisability", "coverage"}`` and ``"label_accuracy"`` when
-        ``labels`` are given.
-    """
-    judge = _resolve(judge)
-    probs, features = judge_outputs(images, judge)
-    mu_r, sigma_r = reference_stats("train", judge, _sample_size(images))
-    report: dict[str, float | int] = {
-        "n": len(probs),
-        "fid": frechet_distance(mu_r, sigma_r, *gaussian_stats(features)),
-        "recognisability": _recognisability(probs, threshold),
-        "coverage": _class_coverage(probs),
-    }
-    if labels is not None:
-        report["label_accuracy"] = _label_accuracy(probs, labels)
-    return report

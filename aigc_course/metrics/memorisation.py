@@ -22,12 +22,25 @@ the threshold is a quantile, not a statistical test.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 import torch
 
 from aigc_course.metrics.features import FeatureExtractor, extract
 
 Tensor = torch.Tensor
+
+
+class MemorisationReport(TypedDict):
+    """What :func:`memorisation_report` returns (a plain ``dict``)."""
+
+    sample_distances: np.ndarray
+    test_distances: np.ndarray
+    threshold: float
+    copy_fraction: float
+    test_copy_fraction: float
+    median_ratio: float
 
 
 def memorising_model(train: Tensor, n: int, jitter: float = 0.0, seed: int = 0) -> Tensor:
@@ -77,7 +90,7 @@ def nearest_neighbour_distances(queries: Tensor, reference: Tensor,
 
 
 def memorisation_report(samples: Tensor, train: Tensor, test: Tensor, quantile: float = 0.01,
-                        extractor: FeatureExtractor | None = None) -> dict[str, object]:
+                        extractor: FeatureExtractor | None = None) -> MemorisationReport:
     """Nearest-training-image distances of samples against the held-out baseline.
 
     Args:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aigc_course.metrics.evaluate import default_extractor, reference_features
+from aigc_course.metrics._precision_recall import precision_recall_from_features
 from aigc_course.metrics.features import (
     FeatureExtractor,
     PixelExtractor,
@@ -41,7 +41,7 @@ from aigc_course.metrics.features import (
 from aigc_course.metrics.frechet import frechet_distance_from_features
 from aigc_course.metrics.kid import kid_from_features
 from aigc_course.metrics.memorisation import memorisation_report, memorising_model
-from aigc_course.metrics.precision_recall import precision_recall_from_features
+from aigc_course.metrics.scores import default_extractor, reference_features
 
 Tensor = torch.Tensor
 Reference = str | Tensor

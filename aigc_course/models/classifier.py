@@ -26,7 +26,7 @@ antialiased by construction (noise is averaged out, never aliased into strokes),
 it undoes the registry's bilinear upsampling best: measured on the test digits
 upsampled to 16x16 by :func:`aigc_course.data.registry.resize`, a judge trained on
 8x8 only kept 97.0% accuracy with area, 81.8% with antialiased bilinear (a wider
-filter, so more blur). :mod:`aigc_course.judge` also trains on such round trips.
+filter, so more blur). :mod:`aigc_course.train.judge` also trains on such round trips.
 Inputs smaller than 8x8 are rejected: upsampling cannot invent the detail the judge
 was trained on.
 """
@@ -63,9 +63,10 @@ class ClassifierConfig:
     dropout: float = 0.25
 
     def __post_init__(self) -> None:
-        self.channels = tuple(int(c) for c in self.channels)  # type: ignore[assignment]
-        if len(self.channels) != 2 or min(self.channels) < 1:
-            raise ValueError(f"channels must be two positive integers, got {self.channels}")
+        channels = tuple(int(c) for c in self.channels)
+        if len(channels) != 2 or min(channels) < 1:
+            raise ValueError(f"channels must be two positive integers, got {channels}")
+        self.channels = (channels[0], channels[1])
         if self.image_size < 4 or self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4 (two 2x2 poolings), "
                              f"got {self.image_size}")
@@ -127,8 +128,9 @@ class DigitClassifier(nn.Module):
         if h < size or w < size:
             raise ValueError(f"the digits judge needs images of at least {size}x{size}, "
                              f"got {h}x{w}")
-        weight = self.conv[0].weight
-        x = x.to(device=weight.device, dtype=weight.dtype)
+        first = self.conv[0]
+        assert isinstance(first, nn.Conv2d)                            # built in __init__
+        x = x.to(device=first.weight.device, dtype=first.weight.dtype)
         if (h, w) != (size, size):
             x = F.interpolate(x, size=(size, size), mode="area")       # (N, 1, 8, 8) box means
         return x

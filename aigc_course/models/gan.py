@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from aigc_course.kinds import ClassConditional
 from aigc_course.models.mlp import MLPGAN, MLPConfig
 
 Tensor = torch.Tensor
@@ -238,6 +239,7 @@ class DCGANDiscriminator(nn.Module):
         if c.num_classes and y is None:
             raise ValueError("a conditional discriminator needs labels y")
         if c.num_classes and c.conditioning == "concat":
+            assert y is not None                                       # checked above
             planes = F.one_hot(y, c.num_classes).to(x.dtype)            # (B, K)
             planes = planes[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, K, H, W)
             x = torch.cat([x, planes], dim=1)                          # (B, C + K, H, W)
@@ -248,7 +250,7 @@ class DCGANDiscriminator(nn.Module):
         return out
 
 
-class DCGAN(nn.Module):
+class DCGAN(ClassConditional, nn.Module):
     """A DCGAN's generator and discriminator, kept together; :meth:`sample` draws $G(z[, y])$."""
 
     def __init__(self, config: GANConfig | None = None) -> None:
@@ -257,9 +259,7 @@ class DCGAN(nn.Module):
         self.generator = DCGANGenerator(self.config)
         self.discriminator = DCGANDiscriminator(self.config)
 
-    @property
-    def conditional(self) -> bool:
-        return self.config.num_classes > 0
+
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """$z \\sim \\mathcal N(0, I)$, ``(n, latent_dim)``, on the model's device."""
@@ -267,7 +267,7 @@ class DCGAN(nn.Module):
         return torch.randn(n, self.config.latent_dim, generator=generator).to(device)
 
     @torch.no_grad()
-    def sample(self, n: int, y: Tensor | None = None,
+    def sample(self, n: int, *, y: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """``n`` images $G(z[, y])$ ``(n, C, H, W)`` in $[-1, 1]$ (generator in eval mode).
 

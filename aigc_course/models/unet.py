@@ -29,7 +29,7 @@ from aigc_course.models.mlp import sinusoidal_embedding
 
 Tensor = torch.Tensor
 Arch = Literal["unet", "mlp"]
-ARCHS: tuple[str, ...] = get_args(Arch)
+ARCHS: tuple[Arch, ...] = get_args(Arch)
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,11 @@ class UNet(nn.Module):
         self.up1 = ResBlock(3 * w, w, emb_dim)                            # H
         self.pool = nn.AvgPool2d(2)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
-        self.out = nn.Sequential(_norm(w), nn.SiLU(), nn.Conv2d(w, c.channels, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
+        head = nn.Conv2d(w, c.channels, 3, padding=1)
+        assert head.bias is not None                                      # Conv2d's default bias
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        self.out = nn.Sequential(_norm(w), nn.SiLU(), head)
 
     def forward(self, xt: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         emb = self.embed(t, y)                                            # (B, 4w)
@@ -160,6 +162,6 @@ class FlatDenoiser(nn.Module):
         return self.out(h).reshape(xt.shape)                              # (B, C, H, W)
 
 
-def build_denoiser(config: DenoiserConfig) -> nn.Module:
+def build_denoiser(config: DenoiserConfig) -> UNet | FlatDenoiser:
     """The network a :class:`DenoiserConfig` describes."""
     return UNet(config) if config.arch == "unet" else FlatDenoiser(config)

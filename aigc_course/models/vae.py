@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc_course.losses import decoder_mean
+from aigc_course.kinds import ClassConditional
 
 Tensor = torch.Tensor
 
@@ -61,7 +61,12 @@ class VAEConfig:
         return dataclasses.asdict(self)
 
 
-class ConvVAE(nn.Module):
+def decoder_mean(logits: Tensor) -> Tensor:
+    """The decoder's mean image in $[-1, 1]$: $2\\sigma(\\text{logits}) - 1$ (same shape)."""
+    return 2 * torch.sigmoid(logits) - 1
+
+
+class ConvVAE(ClassConditional, nn.Module):
     """Encoder $q_\\phi(z \\mid x[, y])$ and decoder $p_\\theta(x \\mid z[, y])$ of a VAE.
 
     Args:
@@ -88,10 +93,7 @@ class ConvVAE(nn.Module):
             nn.Conv2d(w, c.channels, 3, padding=1),
         )
 
-    @property
-    def conditional(self) -> bool:
-        """Whether the model takes class labels."""
-        return self.config.num_classes > 0
+
 
     def _with_label(self, h: Tensor, y: Tensor | None) -> Tensor:
         if not self.conditional:
@@ -145,7 +147,7 @@ class ConvVAE(nn.Module):
         return decoder_mean(self.decode(mu, y))
 
     @torch.no_grad()
-    def sample(self, n: int, y: Tensor | None = None,
+    def sample(self, n: int, *, y: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """$z \\sim \\mathcal N(0, I)$, decoder mean: ``(n, C, H, W)`` in $[-1, 1]$.
 

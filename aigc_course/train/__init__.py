@@ -1,11 +1,21 @@
 """Plain training loops: ``zero_grad -> forward -> loss -> backward -> step`` in view.
 
 One module per kind of training (import the module you need; nothing is re-exported, so
-importing :mod:`aigc_course.train.checkpoint` stays light):
+importing one stays light). Training functions seed with :func:`aigc_course.utils.seeded`
+and give the caller's random state back; none switches on deterministic algorithms.
 
 * :mod:`aigc_course.train.toy2d` -- the three families (GAN, VAE, diffusion) on 2-D
-  points, and chapter 02's profile;
-* :mod:`aigc_course.train.vae` -- the convolutional VAE of chapter 04;
-* :mod:`aigc_course.train.diffusion` -- DDPM on images with EMA, chapter 05;
-* :mod:`aigc_course.train.checkpoint` -- the checkpoint format every chapter writes.
+  points (chapter 02);
+* :mod:`aigc_course.train.gan` -- the GAN loop, its recipes and the model kind ``gan``
+  (chapter 03); :mod:`aigc_course.train.gan_study` -- its mode-collapse studies;
+* :mod:`aigc_course.train.vae` -- the convolutional VAE and the kind ``vae`` (chapter 04);
+* :mod:`aigc_course.train.diffusion` -- DDPM on images with EMA and the kind ``ddpm``
+  (chapter 05);
+* :mod:`aigc_course.train.judge` -- the digits judge's training;
+* :mod:`aigc_course.train.ema` -- the exponential moving average of weights;
+* :mod:`aigc_course.train.report` -- :func:`~aigc_course.train.report.model_report`, the
+  metrics of any model's samples.
+
+The model-kind contract they fulfil is :mod:`aigc_course.kinds`; the checkpoint format
+is :mod:`aigc_course.checkpoint`.
 """

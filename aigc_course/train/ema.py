@@ -9,19 +9,22 @@ not averaged; a warm-up $d_k = \\min(d, (1 + k)/(10 + k))$ lets early steps coun
 from __future__ import annotations
 
 import copy
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
 
+M = TypeVar("M", bound=nn.Module)
 
-class EMA:
+
+class EMA(Generic[M]):
     """Keeps ``self.model``, an averaged copy of ``model``; call :meth:`update` after a step."""
 
-    def __init__(self, model: nn.Module, decay: float = 0.995) -> None:
+    def __init__(self, model: M, decay: float = 0.995) -> None:
         if not 0 <= decay < 1:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         self.decay, self.steps = decay, 0
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model: M = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

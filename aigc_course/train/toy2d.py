@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,6 @@ from aigc_course.diffusion import DDPM, NoiseSchedule
 from aigc_course.diffusion.schedules import ScheduleName
 from aigc_course.divergences import LOG_2PI, kl_gaussian_diag
 from aigc_course.models.mlp import MLPGAN, MLPVAE, MLPConfig, MLPNoisePredictor
-from aigc_course.profiles import Profile
 from aigc_course.utils import Timer, count_params, num_threads
 
 Tensor = torch.Tensor
@@ -48,37 +47,6 @@ FAMILIES: tuple[str, ...] = get_args(Family)
 M = TypeVar("M", bound=nn.Module)
 
 
-@dataclass(frozen=True)
-class FoundationsProfile(Profile):
-    """Chapter 02's knobs.
-
-    Attributes:
-        toy_dataset: the 2-D set the chapter models (a ``toy2d_*`` name).
-        gan_steps, vae_steps, diffusion_steps: training steps of each tiny model.
-        toy_batch_size: minibatch size of those trainings.
-        eval_points: generated and real points each sample distance uses.
-        mc_samples: samples of the Monte Carlo estimates.
-        manifold_points: digits embedded by PCA and t-SNE.
-
-    Every profile runs this chapter on one CPU thread (``num_threads=1``, and
-    ``device="cpu"`` even on ``gpu``): 2-D models this small are fastest there.
-    """
-
-    toy_dataset: str = "toy2d_ring"
-    gan_steps: int = 5000
-    vae_steps: int = 5000
-    diffusion_steps: int = 5000
-    toy_batch_size: int = 256
-    eval_points: int = 2000
-    mc_samples: int = 100_000
-    manifold_points: int = 1797
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"gan_steps": 1000, "vae_steps": 1000, "diffusion_steps": 1000,
-                  "eval_points": 1000, "mc_samples": 20_000, "manifold_points": 500,
-                  "num_threads": 1},
-        "cpu": {"num_threads": 1},
-        "gpu": {"num_threads": 1, "device": "cpu"},
-    }
 
 
 @dataclass(frozen=True)
@@ -297,12 +265,17 @@ def preview(family: Family, points: Tensor, steps: int, n_samples: int, seed: in
     betas = (0.5, 0.999) if family == "gan" else (0.9, 0.999)
     config = ToyTrainConfig(steps=steps, batch_size=batch_size, betas=betas, seed=seed,
                             progress=progress)
-    train = {"gan": train_gan, "vae": train_vae, "diffusion": train_diffusion}[family]
+    model: MLPGAN | MLPVAE | DDPM
     with Timer() as train_timer:
-        model, history = train(points, config)
+        if family == "gan":
+            model, history = train_gan(points, config)
+        elif family == "vae":
+            model, history = train_vae(points, config)
+        else:
+            model, history = train_diffusion(points, config)
     gen = torch.Generator().manual_seed(seed + 1)
     with num_threads(config.threads), Timer() as sample_timer:
-        if family == "diffusion":
+        if isinstance(model, DDPM):                                     # family "diffusion"
             samples = model.sample((n_samples, points.shape[1]), gen)
             params = count_params(model.eps_model)
         else:

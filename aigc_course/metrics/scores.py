@@ -8,13 +8,19 @@ the digits judge), extracts features once and calls the feature-level formulas:
 
 * :func:`fid` -- Heusel et al. 2017 (:mod:`~aigc_course.metrics.frechet`); biased
   upwards on few samples, so compare FIDs only at one sample size.
-* :func:`kid` -- Bińkowski et al. 2018 (:mod:`~aigc_course.metrics.kid`); unbiased.
+* :func:`kernel_inception_distance` -- Bińkowski et al. 2018
+  (:mod:`~aigc_course.metrics.kid`); unbiased.
 * :func:`inception_score` -- Salimans et al. 2016
-  (:mod:`~aigc_course.metrics.inception_score`); needs class logits, ignores real data.
+  (:func:`~aigc_course.metrics.inception_score_from_logits`); needs class logits,
+  ignores real data.
 * :func:`precision_recall` -- Kynkäänniemi et al. 2019
-  (:mod:`~aigc_course.metrics.precision_recall`); fidelity and diversity apart.
+  (:func:`~aigc_course.metrics.precision_recall_from_features`); fidelity and diversity apart.
 * :func:`evaluate` -- all of them, plus the judge's recognisability, class coverage and
-  label accuracy (:mod:`~aigc_course.metrics.judge`) for grey digits.
+  label accuracy (:mod:`~aigc_course.metrics.judge`) for grey digits: the one
+  image-level evaluation of the package (:func:`aigc_course.train.report.model_report`
+  samples a model and calls it);
+* :func:`judge_fid` and :func:`judge_report` -- the judge's FID and its per-sample
+  scores, through the same cached reference features as :func:`fid`.
 
 A number is comparable only with numbers of the same extractor, reference and sample
 size. Features of a reference split are cached per extractor object.
@@ -37,15 +43,24 @@ from typing import Any
 import torch
 
 from aigc_course.data.registry import load_images
+from aigc_course.metrics._inception_score import inception_score_from_logits
+from aigc_course.metrics._precision_recall import precision_recall_from_features
 from aigc_course.metrics.features import FeatureExtractor, JudgeExtractor, extract
 from aigc_course.metrics.frechet import frechet_distance_from_features
-from aigc_course.metrics.inception_score import inception_score_from_logits
-from aigc_course.metrics.judge import REFERENCES, judge_report
+from aigc_course.metrics.judge import (
+    REFERENCES,
+    Reference,
+    _class_coverage,
+    _label_accuracy,
+    _recognisability,
+    check_images,
+    judge_outputs,
+)
 from aigc_course.metrics.kid import kid_from_features
-from aigc_course.metrics.precision_recall import precision_recall_from_features
+from aigc_course.models.classifier import DigitClassifier
 
 Tensor = torch.Tensor
-Reference = str | Tensor
+Source = str | Tensor
 
 _CACHE: weakref.WeakKeyDictionary[FeatureExtractor, dict[tuple[str, str, int], Tensor]] = (
     weakref.WeakKeyDictionary())
@@ -59,7 +74,7 @@ def default_extractor() -> FeatureExtractor:
     return _DEFAULT[0]
 
 
-def reference_features(reference: Reference = "train", extractor: FeatureExtractor | None = None,
+def reference_features(reference: Source = "train", extractor: FeatureExtractor | None = None,
                        dataset: str = "digits", image_size: int | None = None) -> Tensor:
     """Features ``(M, d)`` of real images: a split (cached per extractor) or a tensor.
 
@@ -87,7 +102,7 @@ def reference_features(reference: Reference = "train", extractor: FeatureExtract
     return cache[key]
 
 
-def _features_pair(images: Tensor, reference: Reference, extractor: FeatureExtractor | None,
+def _features_pair(images: Tensor, reference: Source, extractor: FeatureExtractor | None,
                    dataset: str) -> tuple[Tensor, Tensor]:
     extractor = extractor if extractor is not None else default_extractor()
     fake = extract(images, extractor)                                  # (N, d), checks input
@@ -96,7 +111,7 @@ def _features_pair(images: Tensor, reference: Reference, extractor: FeatureExtra
     return real, fake
 
 
-def fid(images: Tensor, reference: Reference = "train", extractor: FeatureExtractor | None = None,
+def fid(images: Tensor, reference: Source = "train", extractor: FeatureExtractor | None = None,
         dataset: str = "digits") -> float:
     """FID of generated ``images`` ``(N, C, H, W)`` against a real reference (lower is better).
 
@@ -113,9 +128,11 @@ def fid(images: Tensor, reference: Reference = "train", extractor: FeatureExtrac
     return frechet_distance_from_features(*_features_pair(images, reference, extractor, dataset))
 
 
-def kid(images: Tensor, reference: Reference = "train", extractor: FeatureExtractor | None = None,
-        dataset: str = "digits", subsets: int = 100, subset_size: int | None = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kernel_inception_distance(images: Tensor, reference: Source = "train",
+                              extractor: FeatureExtractor | None = None,
+                              dataset: str = "digits", subsets: int = 100,
+                              subset_size: int | None = 1000,
+                              seed: int = 0) -> tuple[float, float]:
     """KID (mean, std over subsets) of generated ``images`` against a real reference.
 
     Args:
@@ -143,7 +160,7 @@ def inception_score(images: Tensor, extractor: FeatureExtractor | None = None, s
     return inception_score_from_logits(extract(images, extractor, logits=True), splits, seed=seed)
 
 
-def precision_recall(images: Tensor, reference: Reference = "train",
+def precision_recall(images: Tensor, reference: Source = "train",
                      extractor: FeatureExtractor | None = None, dataset: str = "digits",
                      k: int = 3) -> dict[str, float]:
     """Improved precision and recall of generated ``images`` against a real reference.
@@ -162,7 +179,7 @@ def precision_recall(images: Tensor, reference: Reference = "train",
     return precision_recall_from_features(real, fake, k)
 
 
-def evaluate(images: Tensor, labels: Tensor | None = None, reference: Reference = "train",
+def evaluate(images: Tensor, labels: Tensor | None = None, reference: Source = "train",
              extractor: FeatureExtractor | None = None, dataset: str = "digits", k: int = 3,
              kid_subsets: int = 100, splits: int = 10, seed: int = 0) -> dict[str, Any]:
     """Every metric of generated ``images`` from one feature extraction.
@@ -196,7 +213,69 @@ def evaluate(images: Tensor, labels: Tensor | None = None, reference: Reference 
     }
     if images.shape[1] == 1:
         conditional = labels is not None and bool((torch.as_tensor(labels) >= 0).all())
-        judged = judge_report(images, labels if conditional else None)
+        judged = _judge_scores(images, labels if conditional else None)
         report.update(recognisability=judged["recognisability"], coverage=judged["coverage"],
                       label_accuracy=judged.get("label_accuracy", math.nan))
     return report
+
+
+def _judge_extractor(judge: DigitClassifier | None) -> FeatureExtractor:
+    if judge is None:
+        return default_extractor()
+    cached = _JUDGES.get(judge)
+    if cached is None:
+        cached = _JUDGES[judge] = JudgeExtractor(judge)
+    return cached
+
+
+_JUDGES: weakref.WeakKeyDictionary[DigitClassifier, FeatureExtractor] = (
+    weakref.WeakKeyDictionary())
+
+
+def _judge_scores(images: Tensor, labels: Tensor | None, judge: DigitClassifier | None = None,
+                  threshold: float = 0.9) -> dict[str, float]:
+    probs, _ = judge_outputs(images, judge)
+    scores = {"recognisability": _recognisability(probs, threshold),
+              "coverage": _class_coverage(probs)}
+    if labels is not None:
+        scores["label_accuracy"] = _label_accuracy(probs, labels)
+    return scores
+
+
+def judge_fid(images: Tensor, reference: Reference | Tensor = "train",
+              judge: DigitClassifier | None = None) -> float:
+    """Judge FID of ``images`` against real digits (lower is better): :func:`fid` in the
+    judge's feature space.
+
+    $\\mathrm{FID} = \\lVert\\mu_r-\\mu_g\\rVert^2 + \\operatorname{tr}(\\Sigma_r+\\Sigma_g
+    -2(\\Sigma_r\\Sigma_g)^{1/2})$ on the judge's features (Heusel et al. 2017, eq. 6).
+
+    Args:
+        images: samples ``(N, 1, H, W)`` in ``[-1, 1]``, ``N >= 2`` (use about 1,000).
+        reference: a ``digits`` split name, loaded at the samples' size ``H`` (when
+            square) so real and generated images go through the same resizes, or real
+            images ``(M, 1, H', W')``. A split's features are cached per judge.
+        judge: the classifier; ``None`` is the shipped judge. Do not keep training a
+            judge you pass here (its reference features are cached).
+    """
+    check_images(images, judge)
+    return fid(images, reference, _judge_extractor(judge))
+
+
+def judge_report(images: Tensor, labels: Tensor | None = None,
+                 judge: DigitClassifier | None = None, threshold: float = 0.9
+                 ) -> dict[str, float | int]:
+    """The judge's FID (against the ``digits`` train split) and per-sample scores.
+
+    Args:
+        images: ``(N, 1, H, W)`` in ``[-1, 1]``, ``N >= 2``.
+        labels: requested classes ``(N,)`` of conditional samples, or ``None``.
+        judge: the classifier; ``None`` is the shipped judge.
+        threshold: the confidence bar of recognisability.
+
+    Returns:
+        ``{"n", "fid", "recognisability", "coverage"}`` and ``"label_accuracy"`` when
+        ``labels`` are given.
+    """
+    scores = _judge_scores(images, labels, judge, threshold)
+    return {"n": len(images), "fid": judge_fid(images, "train", judge), **scores}

@@ -1,9 +1,10 @@
 """One table of every metric for the shipped generative models of chapters 03-05.
 
-:func:`compare_models` samples each model through its command-line hook
-(``cli_sample`` of the module registered in :data:`aigc_course.cli.MODEL_KINDS`, the
-same code ``aigc-course sample`` runs), times the sampling, and scores the samples
-with :func:`~aigc_course.metrics.evaluate.evaluate`: judge FID, KID, Inception Score,
+:func:`compare_models` loads each checkpoint through the model-kind registry
+(:func:`aigc_course.kinds.load_model`: the kind is read from the file, never guessed
+from its name), samples it with :func:`aigc_course.kinds.draw` (the code ``aigc-course
+sample`` runs), times the sampling, and scores the samples with
+:func:`aigc_course.metrics.evaluate`: judge FID, KID, Inception Score,
 improved precision and recall, recognisability, class coverage and, for conditional
 models, label accuracy. A row of real held-out digits (the ``test`` split, at the
 models' size) gives the values a perfect model would approach.
@@ -21,54 +22,20 @@ KID's subset standard deviation.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
+from aigc_course import kinds
 from aigc_course.data.registry import load_images
-from aigc_course.metrics.evaluate import evaluate
-from aigc_course.metrics.features import FeatureExtractor
-from aigc_course.profiles import Profile
-from aigc_course.train.checkpoint import read_checkpoint
-from aigc_course.utils import Timer
+from aigc_course.metrics import FeatureExtractor, evaluate
 
 Tensor = torch.Tensor
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-#: table name -> shipped file (chapters 03, 04, 05)
-SHIPPED = {"GAN (03)": "gan_digits16.pt", "VAE (04)": "vae_digits16.pt",
-           "diffusion (05)": "ddpm_digits16.pt"}
-
-
-@dataclass(frozen=True)
-class EvaluationProfile(Profile):
-    """Chapter 08's knobs (``profiles.resolve(name, cls=EvaluationProfile)``).
-
-    Attributes:
-        compare_samples: samples per model in the comparison table.
-        ddpm_steps: DDIM steps of the diffusion model's samples.
-        guidance: its classifier-free guidance scale.
-        kid_subsets: KID subsets in the table.
-        size_sweep: sample sizes of the FID/KID bias plot.
-        size_repeats: random subsets per size in that plot.
-    """
-
-    compare_samples: int = 1000
-    ddpm_steps: int = 50
-    guidance: float = 0.0
-    kid_subsets: int = 100
-    size_sweep: tuple[int, ...] = (25, 50, 100, 200, 400, 800)
-    size_repeats: int = 5
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"compare_samples": 200, "ddpm_steps": 10, "kid_subsets": 20,
-                  "size_sweep": (25, 50, 100, 200), "size_repeats": 3},
-        "cpu": {},
-        "gpu": {"compare_samples": 5000, "ddpm_steps": 100, "kid_subsets": 100},
-    }
+#: table name -> the kind whose shipped checkpoint is that row (chapters 03, 04, 05)
+SHIPPED = {"GAN (03)": "gan", "VAE (04)": "vae", "diffusion (05)": "ddpm"}
 
 
 COLUMNS = ("model", "kind", "conditional", "n", "fid", "kid", "kid_std", "inception_score",
@@ -81,44 +48,34 @@ def shipped_checkpoints() -> dict[str, Path]:
 
     A checkpoint still being trained (not yet written) is simply absent.
     """
-    return {name: CHECKPOINTS / file for name, file in SHIPPED.items()
-            if (CHECKPOINTS / file).is_file()}
+    paths = {name: kinds.get(kind).shipped for name, kind in SHIPPED.items()}
+    return {name: path for name, path in paths.items() if path is not None and path.is_file()}
 
 
-def sample_model(checkpoint: dict[str, Any] | str | Path, n: int, seed: int = 0,
-                 **sample_kwargs: Any) -> tuple[Tensor, Tensor, float]:
-    """Draw ``n`` samples through the model kind's ``cli_sample`` hook, timed.
+def sample_model(checkpoint: str | Path, n: int, seed: int = 0,
+                 **sample_options: Any) -> tuple[Tensor, Tensor, float]:
+    """Draw ``n`` samples of any model checkpoint, timed (conditional: classes in turn).
 
     Args:
-        checkpoint: a checkpoint dict (:func:`~aigc_course.train.checkpoint.read_checkpoint`)
-            or its path.
+        checkpoint: the checkpoint's path; its kind is read from the file.
         n: samples to draw.
         seed: the sampling seed.
-        **sample_kwargs: extra keyword arguments of the kind's ``cli_sample``
-            (``steps=``, ``guidance=`` for ``ddpm``).
+        **sample_options: the kind's sampling options (``steps=``, ``guidance=`` for
+            ``ddpm``); others raise.
 
     Returns:
-        ``images`` ``(n, C, H, W)`` in ``[-1, 1]``, ``labels`` ``(n,)`` (``-1`` for an
-        unconditional model; conditional models cycle through the classes) and the
-        sampling wall time in seconds.
+        :func:`aigc_course.kinds.draw`'s ``images``, ``labels`` and seconds.
 
     Raises:
-        ValueError: a kind that is not in ``MODEL_KINDS``.
+        ValueError: a checkpoint that is not a registered model kind, or an option the
+            kind does not take.
     """
-    from aigc_course.cli import MODEL_KINDS
-
-    if not isinstance(checkpoint, dict):
-        checkpoint = read_checkpoint(checkpoint)
-    kind = checkpoint.get("kind")
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(sorted(MODEL_KINDS))}")
-    module = importlib.import_module(MODEL_KINDS[kind])
-    with Timer() as timer, torch.no_grad():
-        images, labels = module.cli_sample(checkpoint, n, None, seed, **sample_kwargs)
-    return images.detach().float().cpu(), torch.as_tensor(labels).cpu(), timer.seconds
+    kind, model = kinds.load_model(checkpoint)
+    kinds.check_options(kind, sample_options)
+    return kinds.draw(model, n, seed=seed, **sample_options)
 
 
-def compare_models(models: Mapping[str, dict[str, Any] | str | Path] | None = None,
+def compare_models(models: Mapping[str, str | Path] | None = None,
                    n: int = 1000, seed: int = 0,
                    sample_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
                    extractor: FeatureExtractor | None = None, include_real: bool = True,
@@ -126,11 +83,11 @@ def compare_models(models: Mapping[str, dict[str, Any] | str | Path] | None = No
     """Sample each model and score it with every metric: one row per model.
 
     Args:
-        models: name -> checkpoint dict or path; ``None``: :func:`shipped_checkpoints`
+        models: name -> checkpoint path; ``None``: :func:`shipped_checkpoints`
             (the GAN row appears once ``gan_digits16.pt`` exists).
         n: samples per model (smoke: 200; cpu: 1,000).
         seed: the sampling and metric seed.
-        sample_kwargs: per *kind* extra ``cli_sample`` arguments, e.g.
+        sample_kwargs: per *kind* sampling options, e.g.
             ``{"ddpm": {"steps": 50, "guidance": 2.0}}``.
         extractor: the feature space of FID/KID/IS/precision/recall; ``None`` is the
             digits judge.
@@ -158,15 +115,15 @@ def compare_models(models: Mapping[str, dict[str, Any] | str | Path] | None = No
     rows: list[dict[str, Any]] = []
     image_size = None
     for name, checkpoint in models.items():
-        if not isinstance(checkpoint, dict):
-            checkpoint = read_checkpoint(checkpoint)
-        kind = str(checkpoint.get("kind"))
-        images, labels, seconds = sample_model(checkpoint, n, seed, **sample_kwargs.get(kind, {}))
+        kind, model = kinds.load_model(checkpoint)
+        options = dict(sample_kwargs.get(kind.name, {}))
+        kinds.check_options(kind, options)
+        images, labels, seconds = kinds.draw(model, n, seed=seed, **options)
         image_size = image_size or int(images.shape[-1])
-        conditional = bool((labels >= 0).all())
+        conditional = bool(model.conditional)
         scores = evaluate(images, labels if conditional else None, extractor=extractor,
                           kid_subsets=kid_subsets, seed=seed)
-        rows.append({"model": name, "kind": kind, "conditional": conditional, **scores,
+        rows.append({"model": name, "kind": kind.name, "conditional": conditional, **scores,
                      "seconds_per_1000": seconds / n * 1000})
     if include_real:
         real, real_labels = load_images("digits", "test", image_size=image_size, max_items=n)

@@ -1,15 +1,24 @@
-"""Model checkpoints any chapter writes: a plain dict that loads with ``weights_only=True``.
+"""The one checkpoint format of the package: a plain dict that loads with ``weights_only=True``.
 
-A checkpoint records its ``kind`` (``"vae"``; later ``"gan"``, ``"diffusion"``), the
-model's ``config`` as plain values, its ``state_dict`` and free ``metadata``, under a
-format tag, so ``aigc-course sample`` knows what to build. Loading never runs code from
-the file (``torch.load(..., weights_only=True)``); a corrupt or foreign file raises a
-``ValueError`` that says what was found, as :mod:`aigc_course.judge` does for the judge.
+Every model the course saves (the model kinds of :mod:`aigc_course.kinds`: ``gan``,
+``vae``, ``ddpm``; and the per-dataset judges of :mod:`aigc_course.metrics.judge`, kind
+``judge``) is written by :func:`save_checkpoint` as
+``{"format": FORMAT, "kind", "config", "state_dict", "metadata"}``: the model's
+``config`` as plain values, its ``state_dict`` and free ``metadata``, so ``aigc-course
+sample`` knows what to build. Loading never runs code from the file
+(``torch.load(..., weights_only=True)``); a corrupt or foreign file, or one of another
+kind, raises a ``ValueError`` that says what was found. Writes are atomic: the file is
+written beside its destination and renamed over it, so an interrupted save never leaves
+a half-written checkpoint where a good one was.
+
+This module is a leaf: it imports nothing from the package.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +44,15 @@ def save_checkpoint(path: str | Path, kind: str, model: nn.Module, config: dict[
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": {**(metadata or {}), "torch_version": str(torch.__version__)},
     }
-    torch.save(checkpoint, path)
-    read_checkpoint(path, kind)                 # fail now, not at load time
+    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(checkpoint, scratch)
+        read_checkpoint(scratch, kind)          # fail now, not at load time
+        os.replace(scratch, path)               # atomic on POSIX and Windows
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
     return path
 
 
@@ -95,21 +111,3 @@ def load_checked(path: str | Path, format_tag: str, what: str, hint: str = "") -
                          f"found {found}){tail}")
     return checkpoint
 
-
-def sample_labels(n: int, label: int | None, num_classes: int) -> torch.Tensor:
-    """The labels ``aigc-course sample`` draws ``n`` samples for, ``(n,)``.
-
-    A conditional model (``num_classes > 0``) gets ``label`` for every sample, or the
-    classes in turn when ``label`` is ``None``; an unconditional one gets ``-1`` (and
-    ``label`` must be ``None``).
-
-    Raises:
-        ValueError: ``--label`` for an unconditional model, or out of ``0..num_classes-1``.
-    """
-    if not num_classes:
-        if label is not None:
-            raise ValueError("--label needs a class-conditional model (train with --conditional)")
-        return torch.full((n,), -1)
-    if label is not None and not 0 <= label < num_classes:
-        raise ValueError(f"--label must be in 0..{num_classes - 1}, got {label}")
-    return torch.full((n,), label) if label is not None else torch.arange(n) % num_classes

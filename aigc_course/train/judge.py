@@ -1,13 +1,12 @@
-"""The digits judge: train, save and load the classifier that scores generated digits.
+"""Training the digits judge, the classifier that scores generated digits.
 
-The judge is a :class:`~aigc_course.models.classifier.DigitClassifier` trained on the
-``digits`` train split (sklearn's 8x8 handwritten digits). The package ships its
-weights in ``aigc_course/checkpoints/judge_digits.pt``; ``aigc-course judge`` (or
-``make judge``) retrains it and overwrites that file. Metrics built on it live in
-:mod:`aigc_course.metrics.judge`.
-
-The checkpoint is a plain dict of tensors, strings and numbers, so it loads with
-``torch.load(..., weights_only=True)``: loading a file never runs code from it.
+The judge is split by layer: its network is
+:class:`~aigc_course.models.classifier.DigitClassifier`, its training is here, and
+loading it and the metrics built on it are in :mod:`aigc_course.metrics.judge`. It is
+trained on the ``digits`` train split (sklearn's 8x8 handwritten digits); the package
+ships its weights in ``aigc_course/checkpoints/judge_digits.pt`` (the common checkpoint
+format of :mod:`aigc_course.checkpoint`, kind ``judge``), and ``aigc-course judge`` (or
+``make judge``) retrains it and overwrites that file.
 
 Two additions to plain cross-entropy training, both measured to matter:
 
@@ -32,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +38,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from aigc_course.checkpoint import save_checkpoint
 from aigc_course.data.registry import load_images, resize
+from aigc_course.metrics.judge import DEFAULT_PATH, KIND, default_judge
 from aigc_course.models.classifier import ClassifierConfig, DigitClassifier
-from aigc_course.train.checkpoint import load_checked
-from aigc_course.utils import Timer, count_params, get_device, seed_everything
+from aigc_course.utils import Timer, count_params, get_device, seeded
 
 Tensor = torch.Tensor
-DEFAULT_PATH = Path(__file__).resolve().parent / "checkpoints" / "judge_digits.pt"
-FORMAT = "aigc_course.judge/v1"
 # sizes of the resize round trip, one drawn per minibatch; 8 (no round trip) three times,
 # so half the minibatches stay sharp: 8x8 test accuracy then matches no round trips
 ROUND_TRIP_SIZES = (8, 8, 8, 16, 24, 32)
-REGENERATE = "regenerate it with `aigc-course judge` (or `make judge`)"
 
 
 def random_translate(x: Tensor, max_shift: int, generator: torch.Generator) -> Tensor:
@@ -154,37 +150,37 @@ def train_judge(epochs: int = 40, seed: int = 0, batch_size: int = 64, lr: float
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if not round_trip_sizes or min(round_trip_sizes) < 8:
         raise ValueError(f"round_trip_sizes must be sizes >= 8, got {round_trip_sizes}")
-    generator = seed_everything(seed)
-    dev = get_device(device)
-    x_train, y_train = load_images("digits", "train", max_items=max_train)  # (N, 1, 8, 8)
-    model = DigitClassifier(config).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    n = len(x_train)
-    steps = epochs * math.ceil(n / batch_size)
-    # cosine decay to 0 (Loshchilov & Hutter 2017): lr_t = lr (1 + cos(pi t / T)) / 2
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    loss = torch.zeros(())
-    model.train()
-    with Timer() as timer:
-        for _ in tqdm(range(epochs), desc="judge", disable=not progress):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                x = random_translate(x_train[idx], max_shift, generator)      # (B, 1, 8, 8)
-                x_out = outliers(x, generator).to(dev)                         # (B, 1, 8, 8)
-                size = round_trip_sizes[int(torch.randint(len(round_trip_sizes), (),
-                                                          generator=generator))]
-                x = model.prepare(resize(x, size))               # up to size, area back to 8
-                y = y_train[idx].to(dev)
-                optimizer.zero_grad()
-                logits = model(torch.cat([x, x_out]))                          # (2B, 10)
-                loss = F.cross_entropy(logits[:len(y)], y)                     # -mean log p(y|x)
-                if outlier_weight > 0:
-                    log_p_out = F.log_softmax(logits[len(y):], dim=1)
-                    loss = loss - outlier_weight * log_p_out.mean()            # lambda CE(U, p)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
+    with seeded(seed) as generator:
+        dev = get_device(device)
+        x_train, y_train = load_images("digits", "train", max_items=max_train)  # (N, 1, 8, 8)
+        model = DigitClassifier(config).to(dev)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        n = len(x_train)
+        steps = epochs * math.ceil(n / batch_size)
+        # cosine decay to 0 (Loshchilov & Hutter 2017): lr_t = lr (1 + cos(pi t / T)) / 2
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        loss = torch.zeros(())
+        model.train()
+        with Timer() as timer:
+            for _ in tqdm(range(epochs), desc="judge", disable=not progress):
+                order = torch.randperm(n, generator=generator)
+                for start in range(0, n, batch_size):
+                    idx = order[start:start + batch_size]
+                    x = random_translate(x_train[idx], max_shift, generator)      # (B, 1, 8, 8)
+                    x_out = outliers(x, generator).to(dev)                         # (B, 1, 8, 8)
+                    size = round_trip_sizes[int(torch.randint(len(round_trip_sizes), (),
+                                                              generator=generator))]
+                    x = model.prepare(resize(x, size))               # up to size, area back to 8
+                    y = y_train[idx].to(dev)
+                    optimizer.zero_grad()
+                    logits = model(torch.cat([x, x_out]))                          # (2B, 10)
+                    loss = F.cross_entropy(logits[:len(y)], y)                 # -mean log p(y|x)
+                    if outlier_weight > 0:
+                        log_p_out = F.log_softmax(logits[len(y):], dim=1)
+                        loss = loss - outlier_weight * log_p_out.mean()            # lambda CE(U, p)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
     model = model.cpu().eval()
     metrics: dict[str, Any] = {
         "train_accuracy": accuracy(model, x_train, y_train),
@@ -200,11 +196,11 @@ def train_judge(epochs: int = 40, seed: int = 0, batch_size: int = 64, lr: float
 
 
 def save_judge(model: DigitClassifier, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write a judge checkpoint that loads with ``torch.load(weights_only=True)``.
+    """Write a judge checkpoint (kind ``judge``) that loads with ``weights_only=True``.
 
     Args:
         model: the trained judge.
-        path: the ``.pt`` file to write (parent folders are created).
+        path: the ``.pt`` file to write (parent folders are created; written atomically).
         metadata: plain values (str, int, float, bool, None, lists, dicts) to store
             beside the weights (test accuracy, seed, epochs, ...); the torch version
             is added.
@@ -215,65 +211,7 @@ def save_judge(model: DigitClassifier, path: str | Path, metadata: dict[str, Any
     Raises:
         ValueError: ``metadata`` holds a value ``weights_only`` loading refuses.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
-        "format": FORMAT,
-        "config": dataclasses.asdict(model.config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "metadata": {**metadata, "torch_version": str(torch.__version__)},
-    }
-    torch.save(checkpoint, path)
-    read_checkpoint(path)                      # fail now, not at load time, on a non-plain value
-    return path
-
-
-def read_checkpoint(path: str | Path | None = None) -> dict[str, Any]:
-    """Read and check a judge checkpoint without building the model.
-
-    Args:
-        path: the file; ``None`` is the shipped ``checkpoints/judge_digits.pt``.
-
-    Returns:
-        The dict with keys ``format``, ``config``, ``state_dict`` and ``metadata``.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is corrupt or is not a digits-judge checkpoint.
-    """
-    path = Path(path) if path is not None else DEFAULT_PATH
-    return load_checked(path, FORMAT, "a digits-judge checkpoint", REGENERATE)
-
-
-def load_judge(path: str | Path | None = None) -> DigitClassifier:
-    """Load a judge checkpoint (the shipped one by default) in eval mode on CPU.
-
-    Args:
-        path: the file; ``None`` is the shipped ``checkpoints/judge_digits.pt``.
-
-    Returns:
-        The judge, in eval mode, with gradients switched off.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is corrupt, is not a digits-judge checkpoint, or its
-            weights do not fit its configuration.
-    """
-    checkpoint = read_checkpoint(path)
-    try:
-        model = DigitClassifier(ClassifierConfig(**checkpoint["config"]))
-        model.load_state_dict(checkpoint["state_dict"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as error:
-        raise ValueError(f"{path or DEFAULT_PATH} has the judge format tag but its config or "
-                         f"weights do not fit a DigitClassifier ({str(error)[:300]}); "
-                         f"{REGENERATE}") from error
-    return model.eval().requires_grad_(False)
-
-
-@lru_cache(maxsize=1)
-def default_judge() -> DigitClassifier:
-    """The shipped judge, loaded once and cached (metrics call this; do not train it)."""
-    return load_judge()
+    return save_checkpoint(path, KIND, model, dataclasses.asdict(model.config), metadata)
 
 
 def retrain(out: Path | None = None, epochs: int = 40, seed: int = 0) -> dict[str, Any]:

@@ -1,0 +1,362 @@
+"""The model-kind contract: one registry every chapter's generative models plug into.
+
+A *model kind* (``gan`` of chapter 03, ``vae`` of 04, ``ddpm`` of 05; later chapters add
+theirs) is one module of :mod:`aigc_course.train` that defines ``KIND``, a
+:class:`ModelKind`, and one line in :data:`KINDS` below: that line is the only place a
+kind is registered. Everything generic is written once, here, against the contract:
+
+* :func:`load_or_train` -- what notebooks call: the shipped checkpoint when the profile
+  allows it (``profile.use_shipped`` and the profile asks for the shipped recipe's
+  dataset, size and conditioning), else a training run from the profile's knobs.
+* :func:`train_and_save` / :func:`retrain_shipped` -- what ``aigc-course train`` and the
+  regeneration of ``aigc_course/checkpoints/*.pt`` run.
+* :func:`load_model`, :func:`draw` -- what ``aigc-course sample`` / ``reconstruct`` and
+  chapter 08's comparison run.
+
+The contract a kind fulfils:
+
+* a profile class (the chapter's knobs, in :mod:`aigc_course.profiles`);
+* ``train(profile, *, dataset=None, image_size=None, conditional=None, steps=None,
+  seed=0, progress=True) -> Trained``: ``None`` takes the profile's (or the shipped
+  recipe's) value; it leaves global state alone (no global seeding, no
+  ``torch.use_deterministic_algorithms``);
+* a trained model with ``config``, ``conditional``, ``num_classes`` and
+  ``sample(n, *, y=None, generator=None, **options)`` (:class:`GenerativeModel`), whose
+  options are listed in ``sample_options`` (``steps``, ``guidance`` for diffusion);
+* ``save(model, path, metadata)`` and ``from_checkpoint(checkpoint, path)`` in the one
+  format of :mod:`aigc_course.checkpoint` (``weights_only=True``);
+* the shipped checkpoint's path and recipe (the :func:`train_and_save` arguments that
+  regenerate it), and optionally ``reconstruct`` for kinds with an encoder.
+
+The registry maps names to module paths, imported on first use, so this module is a
+leaf near the bottom of the package (it imports only :mod:`aigc_course.checkpoint`,
+:mod:`aigc_course.profiles` and :mod:`aigc_course.utils`) while the kinds live above it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+
+from aigc_course.checkpoint import read_checkpoint
+from aigc_course.profiles import Profile, resolve
+from aigc_course.utils import Timer
+
+Tensor = torch.Tensor
+
+#: name -> the module whose ``KIND`` implements it: the one place a kind registers.
+KINDS: dict[str, str] = {
+    "gan": "aigc_course.train.gan",          # chapter 03
+    "vae": "aigc_course.train.vae",          # chapter 04
+    "ddpm": "aigc_course.train.diffusion",   # chapter 05
+}
+
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """What a trained model of every kind offers."""
+
+    config: Any
+
+    @property
+    def conditional(self) -> bool:
+        """Whether ``sample`` takes class labels ``y``."""
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes of a conditional model (0: unconditional)."""
+
+    def sample(self, n: int, *, y: Tensor | None = None,
+               generator: torch.Generator | None = None, **options: Any) -> Tensor:
+        """``n`` samples ``(n, C, H, W)`` in ``[-1, 1]`` (labels ``y`` ``(n,)`` if conditional)."""
+
+
+class ClassConditional:
+    """The contract's ``conditional`` and ``num_classes``, read from ``config.num_classes``.
+
+    Mixed into every kind's model class (``DCGAN``, ``ConvVAE``, ``DiffusionModel``) so the
+    two properties are written once.
+    """
+
+    config: Any
+
+    @property
+    def conditional(self) -> bool:
+        """Whether ``sample`` takes class labels ``y``."""
+        return int(self.config.num_classes) > 0
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of a conditional model (0: unconditional)."""
+        return int(self.config.num_classes)
+
+
+@dataclass
+class Trained:
+    """A model from :func:`load_or_train` or a kind's ``train``.
+
+    Attributes:
+        model: the trained model (eval mode, CPU).
+        kind: the kind's name.
+        metrics: plain values (``dataset``, ``image_size``, ``params``, ``seconds``,
+            ``threads``, ``steps``, ``seed``, ``profile``, ``conditional``, ...); for a
+            shipped model, its checkpoint's metadata.
+        history: per-step training curves (empty for a shipped model without them).
+        source: ``"trained"`` here or ``"shipped"`` (loaded from the package).
+        seconds: wall time of training or loading.
+    """
+
+    model: Any
+    kind: str
+    metrics: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    source: Literal["trained", "shipped"] = "trained"
+    seconds: float = 0.0
+
+
+TrainFn = Callable[..., Trained]
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One model kind: how to train, save, load and sample it (see the module docstring).
+
+    Attributes:
+        name: the registry name (``"gan"``).
+        description: one line for listings.
+        profile: the chapter's :class:`~aigc_course.profiles.Profile` subclass.
+        train: ``train(profile, *, dataset, image_size, conditional, steps, seed,
+            progress) -> Trained``.
+        save: ``save(model, path, metadata) -> Path`` in the common checkpoint format.
+        from_checkpoint: ``from_checkpoint(checkpoint_dict, path) -> model``.
+        shipped: the shipped checkpoint (``None``: none ships).
+        recipe: the :func:`train_and_save` keyword arguments that regenerate ``shipped``
+            (``profile``, ``dataset``, ``image_size``, ``conditional``, ``steps``).
+        sample_options: the keyword options of the model's ``sample`` beyond
+            ``y``/``generator`` that the command line may pass.
+        reconstruct: ``reconstruct(model, images, labels) -> images`` for kinds with an
+            encoder (``None``: the kind cannot reconstruct).
+    """
+
+    name: str
+    description: str
+    profile: type[Profile]
+    train: TrainFn
+    save: Callable[[Any, str | Path, dict[str, Any]], Path]
+    from_checkpoint: Callable[[dict[str, Any], str | Path], Any]
+    shipped: Path | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+    sample_options: tuple[str, ...] = ()
+    reconstruct: Callable[[Any, Tensor, Tensor | None], Tensor] | None = None
+
+    def load(self, path: str | Path | None = None) -> Any:
+        """The model saved at ``path`` (default: the shipped checkpoint), eval mode, CPU.
+
+        Raises:
+            FileNotFoundError: no file (or no shipped checkpoint). ValueError: corrupt,
+                foreign, another kind, or weights that do not fit the config.
+        """
+        if path is None:
+            if self.shipped is None:
+                raise FileNotFoundError(f"no shipped checkpoint for kind {self.name!r}")
+            path = self.shipped
+        return self.from_checkpoint(read_checkpoint(path, self.name), path)
+
+
+def names() -> tuple[str, ...]:
+    """The registered kinds, sorted."""
+    return tuple(sorted(KINDS))
+
+
+def get(name: str) -> ModelKind:
+    """The :class:`ModelKind` registered as ``name``.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones).
+    """
+    if name not in KINDS:
+        raise ValueError(f"unknown model kind {name!r}; valid: {', '.join(names())}")
+    kind = importlib.import_module(KINDS[name]).KIND
+    if not isinstance(kind, ModelKind) or kind.name != name:
+        raise TypeError(f"{KINDS[name]}.KIND is not the ModelKind {name!r}")
+    return kind
+
+
+def profile_for(kind: ModelKind, profile: str | Profile = "auto", **overrides: Any) -> Profile:
+    """``profile`` as an instance of the kind's profile class.
+
+    A name is resolved with the kind's class; an instance of another
+    :class:`~aigc_course.profiles.Profile` class keeps its shared knobs (``dataset``,
+    ``image_size``, ...) and takes the kind's defaults for the others.
+    """
+    if isinstance(profile, str):
+        return resolve(profile, cls=kind.profile, **overrides)
+    if isinstance(profile, kind.profile):
+        return profile.replace(**overrides) if overrides else profile
+    shared = {f.name: getattr(profile, f.name) for f in dataclasses.fields(Profile)
+              if f.name != "name"}
+    return resolve(profile.name, cls=kind.profile, **{**shared, **overrides})
+
+
+def _uses_shipped(kind: ModelKind, p: Profile, conditional: bool | None) -> bool:
+    recipe = kind.recipe
+    return (kind.shipped is not None and kind.shipped.is_file()
+            and bool(getattr(p, "use_shipped", False))
+            and p.dataset == recipe.get("dataset") and p.image_size == recipe.get("image_size")
+            and (conditional is None or conditional == recipe.get("conditional")))
+
+
+def load_or_train(kind: str, profile: str | Profile = "auto", *, retrain: bool = False,
+                  conditional: bool | None = None, seed: int = 0, progress: bool = True
+                  ) -> Trained:
+    """The kind's shipped model when the profile allows it, else one trained here.
+
+    The shipped checkpoint is used when ``profile.use_shipped`` is set, ``retrain`` is
+    not, and the profile asks for the shipped recipe's dataset and image size (and
+    ``conditional`` is ``None`` or the recipe's). Otherwise the kind's ``train`` runs on
+    the profile's knobs (``conditional=None``: the shipped recipe's conditioning).
+
+    Args:
+        kind: a registered kind (:func:`names`).
+        profile: a profile name (``"auto"``, ``"smoke"``, ...) or instance.
+        retrain: train even when the shipped model would do.
+        conditional: class-conditional or not (``None``: as the shipped recipe).
+        seed: the training seed.
+        progress: show a progress bar while training.
+
+    Returns:
+        The :class:`Trained` model, with ``source`` ``"shipped"`` or ``"trained"``.
+    """
+    model_kind = get(kind)
+    p = profile_for(model_kind, profile)
+    if not retrain and _uses_shipped(model_kind, p, conditional):
+        shipped = model_kind.shipped
+        assert shipped is not None                                    # _uses_shipped checked it
+        with Timer() as timer:
+            checkpoint = read_checkpoint(shipped, kind)
+            model = model_kind.from_checkpoint(checkpoint, shipped)
+        metadata = dict(checkpoint.get("metadata", {}))
+        history = metadata.pop("history", {}) or {}
+        return Trained(model, kind, metadata, history, "shipped", timer.seconds)
+    if conditional is None:
+        conditional = bool(model_kind.recipe.get("conditional", False))
+    return model_kind.train(p, conditional=conditional, seed=seed, progress=progress)
+
+
+def train_and_save(kind: str, out: str | Path, profile: str | Profile = "cpu", *,
+                   dataset: str | None = None, image_size: int | None = None,
+                   conditional: bool = False, steps: int | None = None, seed: int = 0,
+                   progress: bool = True) -> dict[str, Any]:
+    """Train a model of ``kind`` on a profile's knobs and save it: ``aigc-course train``.
+
+    ``None`` for ``dataset``, ``image_size`` or ``steps`` takes the profile's value.
+
+    Returns:
+        The run's metrics (the checkpoint's metadata, without its history) and ``path``.
+    """
+    model_kind = get(kind)
+    p = profile_for(model_kind, profile)
+    trained = model_kind.train(p, dataset=dataset, image_size=image_size,
+                               conditional=conditional, steps=steps, seed=seed,
+                               progress=progress)
+    metadata = {**trained.metrics, "profile": p.name, "history": trained.history}
+    path = model_kind.save(trained.model, out, metadata)
+    return {**trained.metrics, "profile": p.name, "path": str(path)}
+
+
+def retrain_shipped(kind: str, out: str | Path | None = None, steps: int | None = None,
+                    seed: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Regenerate a kind's shipped checkpoint from its recipe (``out=None``: overwrite it).
+
+    The same as ``aigc-course train KIND`` with the recipe's arguments, e.g. for ``gan``
+    ``--dataset digits --image-size 16 --conditional --profile cpu``.
+    """
+    model_kind = get(kind)
+    if model_kind.shipped is None:
+        raise ValueError(f"kind {kind!r} ships no checkpoint")
+    recipe = {**model_kind.recipe}
+    if steps is not None:
+        recipe["steps"] = steps
+    return train_and_save(kind, out if out is not None else model_kind.shipped, seed=seed,
+                          progress=progress, **recipe)
+
+
+def load_model(path: str | Path) -> tuple[ModelKind, Any]:
+    """The kind and model of any model checkpoint (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError: no file. ValueError: corrupt, foreign, or a kind that is not
+            a registered model kind (e.g. a judge's checkpoint).
+    """
+    checkpoint = read_checkpoint(path)
+    name = str(checkpoint.get("kind"))
+    if name not in KINDS:
+        raise ValueError(f"{path} holds a {name!r} checkpoint, not a generative model; "
+                         f"valid kinds: {', '.join(names())}")
+    kind = get(name)
+    return kind, kind.from_checkpoint(checkpoint, path)
+
+
+def sample_labels(n: int, label: int | None, num_classes: int) -> Tensor:
+    """The labels ``n`` samples are drawn for, ``(n,)``.
+
+    A conditional model (``num_classes > 0``) gets ``label`` for every sample, or the
+    classes in turn when ``label`` is ``None``; an unconditional one gets ``-1`` (and
+    ``label`` must be ``None``).
+
+    Raises:
+        ValueError: ``label`` for an unconditional model, or out of ``0..num_classes-1``.
+    """
+    if not num_classes:
+        if label is not None:
+            raise ValueError("--label needs a class-conditional model (train with --conditional)")
+        return torch.full((n,), -1)
+    if label is not None and not 0 <= label < num_classes:
+        raise ValueError(f"--label must be in 0..{num_classes - 1}, got {label}")
+    return torch.full((n,), label) if label is not None else torch.arange(n) % num_classes
+
+
+def check_options(kind: ModelKind, options: dict[str, Any]) -> None:
+    """Refuse sampling options the kind does not take.
+
+    Raises:
+        ValueError: naming the options and the kind's valid ones.
+    """
+    unknown = sorted(set(options) - set(kind.sample_options))
+    if unknown:
+        valid = ", ".join("--" + o for o in kind.sample_options) or "none"
+        raise ValueError(f"{', '.join('--' + k for k in unknown)} do not apply to a "
+                         f"{kind.name!r} model (its sampling options: {valid})")
+
+
+@torch.no_grad()
+def draw(model: GenerativeModel, n: int, *, label: int | None = None, seed: int = 0,
+         batch_size: int = 500, **options: Any) -> tuple[Tensor, Tensor, float]:
+    """``n`` samples of any model, timed: what ``aigc-course sample`` and chapter 08 draw.
+
+    Conditional models draw ``label`` (or the classes in turn); one generator seeded
+    with ``seed`` serves every batch of ``batch_size``.
+
+    Returns:
+        ``images`` ``(n, C, H, W)`` float32 in ``[-1, 1]`` on the CPU, ``labels`` ``(n,)``
+        (``-1`` for an unconditional model) and the sampling wall time in seconds.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    labels = sample_labels(n, label, model.num_classes if model.conditional else 0)
+    generator = torch.Generator().manual_seed(seed)
+    chunks = []
+    with Timer() as timer:
+        for start in range(0, n, batch_size):
+            y = labels[start:start + batch_size] if model.conditional else None
+            count = min(batch_size, n - start)
+            chunks.append(model.sample(count, y=y, generator=generator, **options).float().cpu())
+    return torch.cat(chunks), labels, timer.seconds
