@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +46,32 @@ def save_checkpoint(path: str | Path, kind: str, model: nn.Module, config: dict[
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": {**(metadata or {}), "torch_version": str(torch.__version__)},
     }
-    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_write(path) as scratch:
         torch.save(checkpoint, scratch)
         read_checkpoint(scratch, kind)          # fail now, not at load time
-        os.replace(scratch, path)               # atomic on POSIX and Windows
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
     return path
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a scratch path beside ``path``; on success rename it over ``path``.
+
+    The rename is atomic (POSIX and Windows), so a reader never sees a half-written file
+    and an error inside the block leaves the previous file as it was (the scratch file is
+    removed). Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                    suffix=path.suffix)
+    os.close(handle)
+    scratch = Path(name)
+    try:
+        yield scratch
+        os.replace(scratch, path)
+    finally:
+        if scratch.exists():
+            scratch.unlink()
 
 
 def read_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:

@@ -83,22 +83,13 @@ def _train(args: argparse.Namespace) -> int:
 
 def _save_npz(path: Path, **arrays: Tensor) -> None:
     """Write ``arrays`` to ``path`` atomically (beside it, then renamed over it)."""
-    import os
-    import tempfile
-
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(handle)
-    try:
-        npz = {k: v.detach().cpu().numpy() for k, v in arrays.items()}
-        # allow_pickle is savez's default, named so that no array can be taken for it
-        np.savez(scratch, allow_pickle=True, **npz)
-        os.replace(scratch, path)
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
+    from aigc_course.checkpoint import atomic_write
+
+    with atomic_write(path) as scratch, scratch.open("wb") as file:   # a file: no suffix added
+        np.savez(file, allow_pickle=True,
+                 **{k: v.detach().cpu().numpy() for k, v in arrays.items()})
 
 
 def _sample(args: argparse.Namespace) -> int:
