@@ -66,6 +66,9 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
                                     suffix=path.suffix)
     os.close(handle)
     scratch = Path(name)
+    umask = os.umask(0)                     # mkstemp makes 0600; give the usual 0666 & ~umask
+    os.umask(umask)
+    os.chmod(scratch, 0o666 & ~umask)
     try:
         yield scratch
         os.replace(scratch, path)

@@ -1,8 +1,11 @@
 """The command line: ``aigc-course`` (also ``python -m aigc_course``).
 
 * ``aigc-course data NAME`` -- print the data card of a dataset (``--list`` lists them).
-* ``aigc-course judge [--epochs E] [--seed S] [--out PATH]`` -- retrain the digits judge
-  (by default overwriting the shipped checkpoint).
+* ``aigc-course judge [--dataset D] [--epochs E] [--seed S] [--out PATH]`` -- retrain the
+  judge of a dataset (by default overwriting the shipped or cached judge).
+* ``aigc-course evaluate CKPT [--n N] [--steps S] [--guidance W] [--seed K] [--json]`` --
+  every metric of a model checkpoint against its own dataset (recorded in the file),
+  the reference named; per-class label accuracy for conditional models.
 
 * ``aigc-course train KIND --dataset digits --image-size 16 [--conditional] --profile cpu
   --out ckpt.pt`` -- train a model of a registered kind (:data:`MODEL_KINDS`) and save it.
@@ -29,12 +32,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 from aigc_course import kinds
+from aigc_course.data.online import DatasetUnavailableError
 
 #: the registered model kinds (the registry itself is :data:`aigc_course.kinds.KINDS`)
 MODEL_KINDS = kinds.KINDS
@@ -57,9 +61,15 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    from aigc_course.train.judge import retrain
+    from aigc_course.metrics.judge import RECIPES, retrain
 
-    metrics = retrain(out=args.out, epochs=args.epochs, seed=args.seed)
+    if args.dataset not in RECIPES:
+        return _fail(ValueError(f"no judge for dataset {args.dataset!r}; valid: "
+                                f"{', '.join(sorted(RECIPES))}"))
+    try:
+        metrics = retrain(args.dataset, out=args.out, epochs=args.epochs, seed=args.seed)
+    except DatasetUnavailableError as error:
+        return _fail(error)
     print(json.dumps(metrics, indent=1))
     return 0
 
@@ -130,6 +140,80 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+_METRIC_LINES = (("fid", "judge FID (lower is better)"), ("kid", "KID"),
+                 ("inception_score", "Inception Score (judge logits)"),
+                 ("precision", "precision"), ("recall", "recall"),
+                 ("recognisability", "recognisability"), ("coverage", "class coverage"),
+                 ("label_accuracy", "label accuracy"), ("inception_fid", "Inception FID"))
+
+
+def evaluation_report(checkpoint: Path, n: int = 1000, seed: int = 0,
+                      dataset: str | None = None, inception: bool = False,
+                      **options: Any) -> dict[str, object]:
+    """The whole metric report of a model checkpoint against its own dataset.
+
+    What ``aigc-course evaluate`` prints: :func:`aigc_course.train.report.model_report`
+    of ``n`` samples against the train split of the dataset recorded in the checkpoint.
+
+    Raises:
+        FileNotFoundError: no file. ValueError: a corrupt, foreign or non-model file, a
+            checkpoint that records no dataset (pass ``dataset``), or bad options.
+    """
+    from aigc_course.checkpoint import read_checkpoint
+    from aigc_course.train.report import model_report
+
+    if n < 10:
+        raise ValueError(f"--n must be at least 10 (the Inception Score's splits), got {n}")
+    kind, model = kinds.load_model(checkpoint)
+    metadata = read_checkpoint(checkpoint).get("metadata", {})
+    dataset = dataset or metadata.get("dataset")
+    if not dataset:
+        raise ValueError(f"{checkpoint} records no training dataset; pass --dataset")
+    kinds.check_options(kind, options)
+    report = model_report(model, n, dataset=str(dataset), seed=seed, inception=inception,
+                          **options)
+    return {"checkpoint": str(checkpoint), "kind": kind.name,
+            "conditional": bool(model.conditional), "dataset": dataset,
+            "image_size": metadata.get("image_size"), "seed": seed,
+            "sampling": options, **report}
+
+
+def _format_report(report: dict[str, object]) -> str:
+    reference = report["reference"]
+    assert isinstance(reference, dict)
+    lines = [f"checkpoint  {report['checkpoint']} (kind {report['kind']}, "
+             f"{'conditional' if report['conditional'] else 'unconditional'}, trained on "
+             f"{report['dataset']})",
+             f"reference   {reference['text']}",
+             f"samples     n = {report['n']}, seed {report['seed']}, "
+             f"options {report['sampling'] or 'default'}, "
+             f"{float(report['sample_seconds']):.1f} s to sample"]  # type: ignore[arg-type]
+    for key, label in _METRIC_LINES:
+        if key in report:
+            value = report[key]
+            extra = f" +- {report['kid_std']:.2f}" if key == "kid" else ""
+            lines.append(f"{label:<32}{value:10.4f}{extra}")
+    per_class = report.get("label_accuracy_per_class")
+    if per_class:
+        assert isinstance(per_class, dict)
+        lines.append("label accuracy per class        " + "  ".join(
+            f"{c}: {v:.2f}" for c, v in per_class.items()))
+    if "inception_note" in report:
+        lines.append(f"Inception features: {report['inception_note']}")
+    return "\n".join(lines)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    options = {k: getattr(args, k) for k in ("steps", "guidance") if getattr(args, k) is not None}
+    try:
+        report = evaluation_report(args.checkpoint, args.n, args.seed, args.dataset,
+                                   args.inception, **options)
+    except (ValueError, FileNotFoundError, DatasetUnavailableError) as error:
+        return _fail(error)
+    print(json.dumps(report, indent=1, default=str) if args.json else _format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``aigc-course`` argument parser; chapters add sub-commands here."""
     parser = argparse.ArgumentParser(
@@ -143,11 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--json", action="store_true", help="print the card as JSON")
     data.set_defaults(func=_data)
 
-    judge = sub.add_parser("judge", help="retrain the digits judge")
-    judge.add_argument("--epochs", type=int, default=40)
+    judge = sub.add_parser("judge", help="retrain the judge of a dataset")
+    judge.add_argument("--dataset", default="digits",
+                       help="digits, mnist5k, shapes (shipped), mnist, fashion_mnist, cifar10")
+    judge.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     judge.add_argument("--seed", type=int, default=0)
     judge.add_argument("--out", type=Path, default=None,
-                       help="where to save (default: the shipped checkpoint)")
+                       help="where to save (default: the shipped or cached judge's file)")
     judge.set_defaults(func=_judge)
 
     train = sub.add_parser("train", help="train a model and save a checkpoint")
@@ -173,6 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="classifier-free guidance scale w (conditional diffusion)")
     sample.add_argument("--out", type=Path, required=True, help="the .npz to write")
     sample.set_defaults(func=_sample)
+
+    ev = sub.add_parser("evaluate", help="every metric of a checkpoint against its dataset")
+    ev.add_argument("checkpoint", type=Path)
+    ev.add_argument("--n", type=int, default=1000, help="samples (FID is biased on few)")
+    ev.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion)")
+    ev.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance scale w (conditional diffusion)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--dataset", default=None,
+                    help="default: the dataset recorded in the checkpoint")
+    ev.add_argument("--inception", action="store_true",
+                    help="also Inception-v3 FID (needs its weights; says so when absent)")
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.set_defaults(func=_evaluate)
 
     rec = sub.add_parser("reconstruct", help="reconstruct real images; print PSNR and SSIM")
     rec.add_argument("checkpoint", type=Path)

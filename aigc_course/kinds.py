@@ -36,7 +36,10 @@ leaf near the bottom of the package (it imports only :mod:`aigc_course.checkpoin
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +61,9 @@ KINDS: dict[str, str] = {
 }
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+MODEL_DIR_ENV = "AIGC_MODEL_DIR"
+#: the code a trained model depends on: a change to any of it invalidates cached models
+_CODE = ("models", "train", "diffusion", "losses.py", "kinds.py", "profiles.py")
 
 
 @runtime_checkable
@@ -110,7 +116,9 @@ class Trained:
             ``threads``, ``steps``, ``seed``, ``profile``, ``conditional``, ...); for a
             shipped model, its checkpoint's metadata.
         history: per-step training curves (empty for a shipped model without them).
-        source: ``"trained"`` here or ``"shipped"`` (loaded from the package).
+        source: ``"trained"`` here, ``"cached"`` (trained earlier with the same profile,
+            seed and code, loaded from :func:`model_cache_dir`) or ``"shipped"`` (loaded
+            from the package).
         seconds: wall time of training or loading.
     """
 
@@ -118,7 +126,7 @@ class Trained:
     kind: str
     metrics: dict[str, Any]
     history: dict[str, list[float]] = field(default_factory=dict)
-    source: Literal["trained", "shipped"] = "trained"
+    source: Literal["trained", "cached", "shipped"] = "trained"
     seconds: float = 0.0
 
 
@@ -214,15 +222,43 @@ def _uses_shipped(kind: ModelKind, p: Profile, conditional: bool | None) -> bool
             and (conditional is None or conditional == recipe.get("conditional")))
 
 
+def model_cache_dir() -> Path:
+    """Where trained models are cached: ``$AIGC_MODEL_DIR`` or ``~/.cache/aigc_course/models``."""
+    root = os.environ.get(MODEL_DIR_ENV) or Path.home() / ".cache" / "aigc_course" / "models"
+    return Path(root)
+
+
+def _code_digest() -> str:
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(torch.__version__.encode())
+    for entry in _CODE:
+        path = package / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_model_path(kind: ModelKind, p: Profile, conditional: bool, seed: int) -> Path:
+    """The cache file of a model trained with these knobs, seed and code (may not exist)."""
+    knobs = {"profile": dataclasses.asdict(p), "conditional": conditional, "seed": seed,
+             "code": _code_digest()}
+    key = hashlib.sha256(json.dumps(knobs, sort_keys=True, default=str).encode()).hexdigest()
+    return model_cache_dir() / f"{kind.name}_{p.name}_{key[:16]}.pt"
+
+
 def load_or_train(kind: str, profile: str | Profile = "auto", *, retrain: bool = False,
                   conditional: bool | None = None, seed: int = 0, progress: bool = True
                   ) -> Trained:
-    """The kind's shipped model when the profile allows it, else one trained here.
+    """The kind's shipped model when the profile allows it, else one trained here (cached).
 
     The shipped checkpoint is used when ``profile.use_shipped`` is set, ``retrain`` is
     not, and the profile asks for the shipped recipe's dataset and image size (and
     ``conditional`` is ``None`` or the recipe's). Otherwise the kind's ``train`` runs on
-    the profile's knobs (``conditional=None``: the shipped recipe's conditioning).
+    the profile's knobs (``conditional=None``: the shipped recipe's conditioning) and
+    the model is saved to :func:`cached_model_path`; a later call with the same
+    profile, conditioning, seed and package code loads it from there instead of
+    training again (so chapter 08 scores the models chapters 03-05 trained).
+    ``retrain=True`` trains anyway and overwrites the cached file.
 
     Args:
         kind: a registered kind (:func:`names`).
@@ -245,10 +281,31 @@ def load_or_train(kind: str, profile: str | Profile = "auto", *, retrain: bool =
             model = model_kind.from_checkpoint(checkpoint, shipped)
         metadata = dict(checkpoint.get("metadata", {}))
         history = metadata.pop("history", {}) or {}
+        # older shipped files do not record these: the recipe's profile trained them
+        recipe_profile = profile_for(model_kind, str(model_kind.recipe.get("profile", "cpu")))
+        metadata.setdefault("steps", recipe_profile.train_steps)
+        metadata.setdefault("conditional", bool(model.conditional))
         return Trained(model, kind, metadata, history, "shipped", timer.seconds)
     if conditional is None:
         conditional = bool(model_kind.recipe.get("conditional", False))
-    return model_kind.train(p, conditional=conditional, seed=seed, progress=progress)
+    path = cached_model_path(model_kind, p, conditional, seed)
+    if not retrain and path.is_file():
+        try:
+            with Timer() as timer:
+                checkpoint = read_checkpoint(path, kind)
+                model = model_kind.from_checkpoint(checkpoint, path)
+            metadata = dict(checkpoint.get("metadata", {}))
+            history = metadata.pop("history", {}) or {}
+            return Trained(model, kind, metadata, history, "cached", timer.seconds)
+        except ValueError:
+            pass                                      # a corrupt cache file: train again
+    trained = model_kind.train(p, conditional=conditional, seed=seed, progress=progress)
+    try:
+        model_kind.save(trained.model, path, {**trained.metrics, "profile": p.name,
+                                              "history": trained.history})
+    except OSError:
+        pass                                          # a read-only cache: keep the model only
+    return trained
 
 
 def train_and_save(kind: str, out: str | Path, profile: str | Profile = "cpu", *,

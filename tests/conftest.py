@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import tempfile
 
 import matplotlib
 import pytest
+
+# Trained models are cached by kinds.load_or_train; the suite keeps its own cache for the
+# session (so chapter 08's notebook reuses the models 03-05 trained, and nothing of the
+# user's ~/.cache is read or written).
+os.environ.setdefault("AIGC_MODEL_DIR", tempfile.mkdtemp(prefix="aigc-models-"))
 
 matplotlib.use("Agg")
 

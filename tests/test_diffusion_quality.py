@@ -36,7 +36,8 @@ def test_guided_conditional_ddpm_on_digits8() -> None:
         x, y, DenoiserConfig(arch="mlp", image_size=8, hidden=256, num_classes=10),
         DiffusionTrainConfig(steps=1500, seed=0, progress=False))
     assert sum(history["loss"][-100:]) / 100 < 0.5 * sum(history["loss"][:100]) / 100
-    report = model_report(model, 1000, steps=25, guidance=2.0, seed=0, kid_subsets=10)
+    report = model_report(model, 1000, dataset="digits", steps=25, guidance=2.0, seed=0,
+                          kid_subsets=10)
     assert report["label_accuracy"] >= 0.95, report
     assert report["fid"] <= 8.0, report
     assert report["coverage"] >= 0.95, report

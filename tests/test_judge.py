@@ -24,9 +24,17 @@ from aigc_course.metrics import (
     label_accuracy,
     recognisability,
 )
-from aigc_course.metrics.judge import DEFAULT_PATH, KIND, default_judge, load_judge
+from aigc_course.metrics.judge import (
+    DEFAULT_PATH,
+    KIND,
+    accuracy,
+    default_judge,
+    load_judge,
+    retrain,
+    save_judge,
+    train_judge,
+)
 from aigc_course.models.classifier import ClassifierConfig, DigitClassifier
-from aigc_course.train.judge import accuracy, retrain, save_judge, train_judge
 from aigc_course.utils import count_params
 
 
@@ -139,7 +147,7 @@ def test_foreign_checkpoints_raise_helpful_value_error(tmp_path):
     wrong_weights = tmp_path / "wrong.pt"
     torch.save({"format": FORMAT, "kind": "judge", "config": {}, "metadata": {},
                 "state_dict": nn.Linear(3, 4).state_dict()}, wrong_weights)
-    with pytest.raises(ValueError, match="do not fit a DigitClassifier"):
+    with pytest.raises(ValueError, match="do not fit an ImageClassifier"):
         load_judge(wrong_weights)
     from aigc_course.kinds import get
 
@@ -161,7 +169,7 @@ def test_short_retrain_saves_a_loadable_checkpoint(tmp_path):
 
 def test_retrain_writes_where_asked(tmp_path):
     out = tmp_path / "sub" / "judge.pt"
-    metrics = retrain(out=out, epochs=2, seed=1)
+    metrics = retrain("digits", out=out, epochs=2, seed=1, progress=False)
     assert metrics["path"] == str(out) and out.is_file()
     assert metrics["test_accuracy"] > 0.4                       # measured 0.78 after 2 epochs
     assert isinstance(load_judge(out), DigitClassifier)
@@ -202,7 +210,15 @@ def test_recognisability_coverage_and_label_accuracy(test_split, noise):
 def test_judge_report_has_every_metric_and_batches_consistently(test_split):
     images, labels = test_split
     report = judge_report(images, labels)
-    assert set(report) == {"n", "fid", "recognisability", "coverage", "label_accuracy"}
+    assert set(report) == {"n", "fid", "recognisability", "coverage", "label_accuracy",
+                           "label_accuracy_per_class", "reference"}
+    assert report["reference"]["dataset"] == "digits"
+    assert report["reference"]["features"] == "judge (digits)"
+    per_class = report["label_accuracy_per_class"]
+    assert sorted(per_class) == list(range(10))                 # weighted mean = overall
+    counts = torch.bincount(labels, minlength=10)
+    assert sum(per_class[c] * int(counts[c]) for c in per_class) / len(labels) == (
+        pytest.approx(report["label_accuracy"]))
     assert report["n"] == len(images)
     assert report["fid"] == pytest.approx(judge_fid(images))
     many = images.repeat(3, 1, 1, 1)                            # (807, 1, 8, 8): 2 batches

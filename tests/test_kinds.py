@@ -192,3 +192,24 @@ def test_a_new_kind_registers_in_one_place(monkeypatch: pytest.MonkeyPatch, tmp_
     assert np.load(out)["images"].shape == (5, 1, 8, 8)
     assert main(["sample", str(ckpt), "--steps", "3", "--out", str(out)]) == 2
     assert "its sampling options: --scale" in capsys.readouterr().err
+
+
+def test_trained_models_are_cached_per_profile_seed_and_code(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AIGC_MODEL_DIR", str(tmp_path))
+    first = kinds.load_or_train("vae", "smoke", progress=False)
+    assert first.source == "trained" and len(list(tmp_path.glob("vae_smoke_*.pt"))) == 1
+    again = kinds.load_or_train("vae", "smoke", progress=False)
+    assert again.source == "cached" and again.history == first.history
+    assert again.metrics["steps"] == first.metrics["steps"]
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    other_seed = kinds.load_or_train("vae", "smoke", seed=1, progress=False)
+    assert other_seed.source == "trained" and len(list(tmp_path.glob("*.pt"))) == 2
+    assert kinds.load_or_train("vae", "smoke", retrain=True, progress=False).source == "trained"
+    path = next(tmp_path.glob("vae_smoke_*.pt"))
+    for file in tmp_path.glob("*.pt"):
+        file.write_bytes(b"truncated")                          # a corrupt cache: train again
+    assert kinds.load_or_train("vae", "smoke", progress=False).source == "trained"
+    assert kinds.load_or_train("vae", "smoke", progress=False).source == "cached"
+    assert path.exists()

@@ -19,7 +19,16 @@ from aigc_course.metrics.pitfalls import (
     memorisation_vs_real,
     scores_by_extractor,
 )
-from aigc_course.reports.compare import COLUMNS, compare_models, sample_model, shipped_checkpoints
+from aigc_course.reports.compare import (
+    COLUMNS,
+    Row,
+    chapter_rows,
+    compare,
+    compare_models,
+    reading,
+    sample_model,
+    shipped_checkpoints,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +58,37 @@ def test_compare_models_on_shipped_checkpoints() -> None:
         assert 2 * real_fid < rows.loc[name, "fid"] < 80
         assert rows.loc[name, "seconds_per_1000"] > 0
     assert rows.loc["diffusion (05)", "label_accuracy"] > 0.4          # measured 0.83-0.87
+    assert rows.loc["VAE (04)", "reference"] == ("digits train split at 16x16, judge (digits) "
+                                                 "features")
+    assert rows.loc["VAE (04)", "params"] == 50081 and rows.loc["VAE (04)", "seeds"] == 1
+    assert rows.loc["diffusion (05)", "sampling"] == "10 DDIM steps, w = 0"
+
+
+@pytest.mark.slow
+def test_chapter_rows_compare_guided_and_unguided_with_a_spread() -> None:
+    rows = chapter_rows("smoke", steps=5, guidance=2.0, progress=False)
+    assert [r.name for r in rows] == ["GAN (03)", "VAE (04)", "diffusion (05), w = 2",
+                                      "diffusion (05), unguided"]
+    assert rows[2].trained is rows[3].trained                     # one model, two samplers
+    table = compare(rows, n=40, seeds=(0, 1, 2), kid_subsets=5).set_index("model")
+    assert list(table.reset_index().columns) == list(COLUMNS)
+    assert (table.loc[[r.name for r in rows], "dataset"] == "digits").all()
+    assert table.loc["GAN (03)", "seeds"] == 3 and table.loc["GAN (03)", "fid_std"] > 0
+    assert table.loc["GAN (03)", "train_steps"] == 30              # the smoke profile's
+    assert table.loc["diffusion (05), w = 2", "sampling_steps"] == 10   # 5 steps x 2 passes
+    assert table.loc["diffusion (05), unguided", "sampling_steps"] == 5
+    assert table.loc["real (test split)", "n"] == 40
+    text = reading(table.reset_index())
+    assert "lowest judge FID: " in text and "guidance (5 DDIM steps, w = 2): FID " in text
+
+
+def test_compare_refuses_models_of_different_datasets() -> None:
+    from aigc_course import kinds
+
+    a = kinds.Trained(None, "vae", {"dataset": "digits", "image_size": 16})
+    b = kinds.Trained(None, "vae", {"dataset": "mnist5k", "image_size": 32})
+    with pytest.raises(ValueError, match="different datasets or sizes"):
+        compare([Row("a", a), Row("b", b)], n=20)
 
 
 def test_sample_model_rejects_unknown_kinds(tmp_path) -> None:  # noqa: ANN001

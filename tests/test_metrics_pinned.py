@@ -110,7 +110,9 @@ def test_kid_inception_score_precision_recall_of_real_digits(digits) -> None:
 def test_evaluate_reports_everything(digits) -> None:
     report = evaluate(digits["test"], digits["labels"], kid_subsets=10)
     assert set(report) == {"n", "fid", "kid", "kid_std", "inception_score", "precision",
-                           "recall", "recognisability", "coverage", "label_accuracy"}
+                           "recall", "recognisability", "coverage", "label_accuracy",
+                           "label_accuracy_per_class", "reference"}
+    assert report["reference"]["text"] == "digits train split at 8x8, judge (digits) features"
     assert report["fid"] == pytest.approx(1.6530, rel=1e-3)
     assert report["label_accuracy"] > 0.95 and report["recognisability"] > 0.95
 

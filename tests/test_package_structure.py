@@ -48,10 +48,11 @@ def test_metrics_names_are_the_modules_and_the_functions() -> None:
 # --- training functions leave global state alone -------------------------------------------
 
 def _tiny_runs() -> dict[str, Callable[[], object]]:
+    from aigc_course.metrics import judge
     from aigc_course.models.gan import GANConfig
     from aigc_course.models.unet import DenoiserConfig
     from aigc_course.models.vae import VAEConfig
-    from aigc_course.train import diffusion, gan, judge, toy2d, vae
+    from aigc_course.train import diffusion, gan, toy2d, vae
 
     x = torch.rand(32, 1, 8, 8) * 2 - 1
     y = torch.arange(32) % 10

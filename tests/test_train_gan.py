@@ -244,7 +244,7 @@ def test_quality_conditional_digits_8x8() -> None:
     trained = train_on_dataset("digits", 8, True, shipped_config(8, True, width=64),
                                shipped_train_config(steps=1000, ema_decay=0.99, threads=1,
                                                     progress=False))
-    scores = model_report(trained.model, 1000, kid_subsets=10)
+    scores = model_report(trained.model, 1000, dataset="digits", kid_subsets=10)
     assert scores["fid"] < 125
     assert scores["recognisability"] > 0.9
     assert scores["coverage"] > 0.94
@@ -265,7 +265,7 @@ def test_shipped_checkpoint_is_small_and_good() -> None:
     assert SHIPPED.stat().st_size < 1_000_000                 # 544 KB
     model = load_gan()
     assert isinstance(model, DCGAN) and model.conditional and model.config.image_size == 16
-    scores = model_report(model, 1000, seed=1, kid_subsets=10)
+    scores = model_report(model, 1000, dataset="digits", seed=1, kid_subsets=10)
     assert scores["fid"] < 12                                   # 5.5-6.0
     assert scores["label_accuracy"] > 0.95                      # 0.979-0.990
     assert scores["recognisability"] > 0.93                     # 0.968-0.977

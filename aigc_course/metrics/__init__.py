@@ -5,8 +5,9 @@
 * :mod:`~aigc_course.metrics.distances` -- energy distance, MMD² and mode coverage of
   point samples (chapter 02; the mode count chapter 03 needs).
 * :mod:`~aigc_course.metrics.image` -- PSNR and SSIM of reconstructions, from scratch.
-* :mod:`~aigc_course.metrics.judge` -- the shipped digits judge, loaded, and its
-  recognisability, class coverage and label accuracy of generated digits.
+* :mod:`~aigc_course.metrics.judge` -- one judge per dataset (:func:`judge_for`:
+  shipped, cached or trained on first use) and its recognisability, class coverage
+  and label accuracy of generated images.
 * :mod:`~aigc_course.metrics.features` -- pluggable feature extractors (the judge, fixed
   random conv features, raw pixels, Inception-v3 on the ``gpu`` profile).
 * :mod:`~aigc_course.metrics.kid`, :mod:`~aigc_course.metrics.precision_recall` and
@@ -50,6 +51,7 @@ from aigc_course.metrics.judge import (
     class_coverage,
     default_judge,
     judge_features,
+    judge_for,
     label_accuracy,
     load_judge,
     recognisability,
@@ -61,6 +63,7 @@ from aigc_course.metrics.memorisation import (
     nearest_neighbour_distances,
 )
 from aigc_course.metrics.scores import (
+    describe_reference,
     evaluate,
     fid,
     inception_score,
@@ -92,6 +95,7 @@ __all__ = [
     "inception_score_from_logits",
     "judge_features",
     "judge_fid",
+    "judge_for",
     "judge_report",
     "kernel_inception_distance",
     "kid_from_features",
@@ -106,6 +110,7 @@ __all__ = [
     "precision_recall_from_features",
     "psnr",
     "recognisability",
+    "describe_reference",
     "reference_features",
     "ssim",
 ]

@@ -6,9 +6,9 @@ offered, all with one interface (:class:`FeatureExtractor`: an ``nn.Module`` who
 ``forward`` maps images ``(N, C, H, W)`` in ``[-1, 1]`` to features ``(N, d)``, with a
 ``num_features`` attribute, so it plugs into torchmetrics as a custom ``feature``):
 
-* ``"judge"`` (default, offline) -- the shipped digits judge's 64-d penultimate layer
-  (:mod:`aigc_course.metrics.judge`), and its 10 logits for the Inception Score. Trained on
-  the same digits: sharp for digits, meaningless for anything else.
+* ``"judge"`` (default, offline) -- the 64-d penultimate layer of the samples' own
+  dataset's judge (:func:`aigc_course.metrics.judge.judge_for`), and its logits for the
+  Inception Score. Trained on that dataset: sharp for it, meaningless for any other.
 * ``"random"`` (offline, any data) -- a fixed-seed, randomly initialised three-layer
   conv net (256-d). Random features are a known baseline of generative evaluation
   (Naeem et al. 2020, "Reliable fidelity and diversity metrics for generative
@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from aigc_course.models.classifier import DigitClassifier
+from aigc_course.models.classifier import ImageClassifier
 
 Tensor = torch.Tensor
 ExtractorName = Literal["judge", "random", "pixels", "inception", "auto"]
@@ -47,8 +47,8 @@ EXTRACTOR_NAMES: tuple[str, ...] = get_args(ExtractorName)
 BATCH_SIZE = 500
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"   # torch-fidelity's file
 INCEPTION_HOST = ("github.com", 443)                              # where it downloads from
-OFFLINE_ALTERNATIVES = ('get_extractor("judge") (digits, offline, the default) or '
-                        'get_extractor("random") (any images, offline)')
+OFFLINE_ALTERNATIVES = ('get_extractor("judge", dataset=...) (the dataset\'s own judge, '
+                        'offline, the default) or get_extractor("random") (any images, offline)')
 
 
 class FeatureExtractorUnavailable(RuntimeError):
@@ -80,7 +80,7 @@ class FeatureExtractor(nn.Module):
             ValueError: this extractor has no classifier head.
         """
         raise ValueError(f"the {self.name!r} feature extractor has no class logits, so no "
-                         "Inception Score; use the 'judge' (digits) or 'inception' extractor")
+                         "Inception Score; use the 'judge' or 'inception' extractor")
 
 
 def _to_channels(images: Tensor, channels: int) -> Tensor:
@@ -95,26 +95,35 @@ def _to_channels(images: Tensor, channels: int) -> Tensor:
 
 
 class JudgeExtractor(FeatureExtractor):
-    """The digits judge's 64-d penultimate features and 10 logits (offline, default)."""
+    """A judge's 64-d penultimate features and K logits (offline, default).
+
+    Args:
+        judge: the dataset's judge (:func:`aigc_course.metrics.judge.judge_for`);
+            ``None`` is the digits judge.
+    """
 
     name = "judge"
-    judge: DigitClassifier
+    judge: ImageClassifier
 
-    def __init__(self, judge: DigitClassifier | None = None) -> None:
+    def __init__(self, judge: ImageClassifier | None = None) -> None:
         super().__init__()
         if judge is None:
             from aigc_course.metrics.judge import default_judge
 
             judge = default_judge()
         self.judge = judge
+        self.dataset = str(judge.metadata.get("dataset", "digits"))
         self.num_features = int(judge.config.feature_dim)           # 64
-        self.num_classes = int(judge.config.num_classes)            # 10
+        self.num_classes = int(judge.config.num_classes)            # K
+
+    def _channels(self, images: Tensor) -> Tensor:
+        return _to_channels(images, self.judge.config.in_channels)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.judge.logits_and_features(_to_channels(images, 1))[1]   # (N, 64)
+        return self.judge.logits_and_features(self._channels(images))[1]   # (N, 64)
 
     def logits(self, images: Tensor) -> Tensor:
-        return self.judge.logits_and_features(_to_channels(images, 1))[0]   # (N, 10)
+        return self.judge.logits_and_features(self._channels(images))[0]   # (N, K)
 
 
 class RandomConvExtractor(FeatureExtractor):
@@ -240,17 +249,20 @@ def inception_extractor(timeout: float = 3.0) -> InceptionExtractor:
 
 
 def get_extractor(name: ExtractorName = "judge", profile: str | None = None,
-                  channels: int = 1, seed: int = 0) -> FeatureExtractor:
+                  channels: int = 1, seed: int = 0, dataset: str = "digits"
+                  ) -> FeatureExtractor:
     """Build a feature extractor by name.
 
     Args:
-        name: ``"judge"``, ``"random"``, ``"pixels"``, ``"inception"`` or ``"auto"``
-            (``inception`` on the ``gpu`` profile, else ``judge`` for grey images
-            and ``random`` for RGB).
+        name: ``"judge"`` (the judge of ``dataset``), ``"random"``, ``"pixels"``,
+            ``"inception"`` or ``"auto"`` (``inception`` on the ``gpu`` profile, else
+            the judge of ``dataset``, or ``random`` when it has no judge for images of
+            ``channels`` channels).
         profile: the profile name (``"smoke"``, ``"cpu"``, ``"gpu"``); only ``"auto"`` and
             ``"inception"`` read it: off the ``gpu`` profile, Inception is not tried.
         channels: channels of the data (1 or 3), for ``"auto"`` and ``"pixels"``.
         seed: the seed of ``"random"``.
+        dataset: whose judge ``"judge"`` means (the samples' own dataset).
 
     Returns:
         The extractor (eval mode, no gradients). ``"inception"`` or ``"auto"`` fall back
@@ -261,17 +273,20 @@ def get_extractor(name: ExtractorName = "judge", profile: str | None = None,
     """
     if name not in EXTRACTOR_NAMES:
         raise ValueError(f"unknown feature extractor {name!r}; valid: {', '.join(EXTRACTOR_NAMES)}")
-    offline: ExtractorName = "judge" if channels == 1 else "random"
+    from aigc_course.metrics.judge import RECIPES, judge_for
+
+    fits = dataset in RECIPES and RECIPES[dataset].config.in_channels == channels
+    offline: ExtractorName = "judge" if fits else "random"
     if name in ("inception", "auto"):
         if name == "auto" and profile != "gpu":
-            return get_extractor(offline, channels=channels, seed=seed)
+            return get_extractor(offline, channels=channels, seed=seed, dataset=dataset)
         try:
             return inception_extractor()
         except FeatureExtractorUnavailable as error:
             warnings.warn(f"{error}; falling back to {offline!r} features", stacklevel=2)
-            return get_extractor(offline, channels=channels, seed=seed)
+            return get_extractor(offline, channels=channels, seed=seed, dataset=dataset)
     if name == "judge":
-        return JudgeExtractor()
+        return JudgeExtractor(judge_for(dataset))
     if name == "random":
         return RandomConvExtractor(seed=seed)
     return PixelExtractor(channels=channels)

@@ -42,36 +42,77 @@ from typing import Any
 
 import torch
 
-from aigc_course.data.registry import load_images
+from aigc_course.data.registry import info, load_images
 from aigc_course.metrics._inception_score import inception_score_from_logits
 from aigc_course.metrics._precision_recall import precision_recall_from_features
-from aigc_course.metrics.features import FeatureExtractor, JudgeExtractor, extract
+from aigc_course.metrics.features import (
+    FeatureExtractor,
+    FeatureExtractorUnavailable,
+    JudgeExtractor,
+    extract,
+    inception_extractor,
+)
 from aigc_course.metrics.frechet import frechet_distance_from_features
 from aigc_course.metrics.judge import (
+    RECIPES,
     REFERENCES,
     Reference,
     _class_coverage,
     _label_accuracy,
+    _per_class_accuracy,
     _recognisability,
     check_images,
+    judge_for,
     judge_outputs,
 )
 from aigc_course.metrics.kid import kid_from_features
-from aigc_course.models.classifier import DigitClassifier
+from aigc_course.models.classifier import ImageClassifier
 
 Tensor = torch.Tensor
 Source = str | Tensor
 
 _CACHE: weakref.WeakKeyDictionary[FeatureExtractor, dict[tuple[str, str, int], Tensor]] = (
     weakref.WeakKeyDictionary())
-_DEFAULT: list[FeatureExtractor] = []
 
 
-def default_extractor() -> FeatureExtractor:
-    """The judge's features, built once (the default of every function here)."""
-    if not _DEFAULT:
-        _DEFAULT.append(JudgeExtractor())
-    return _DEFAULT[0]
+def default_extractor(dataset: str = "digits") -> FeatureExtractor:
+    """The features of ``dataset``'s judge, built once (the default of every function here).
+
+    Raises:
+        ValueError: ``dataset`` has no judge (the message lists those that do).
+    """
+    return _judge_extractor(judge_for(dataset))
+
+
+def describe_reference(reference: Source, dataset: str, image_size: int | None,
+                       extractor: FeatureExtractor) -> dict[str, Any]:
+    """What a metric was measured against: dataset, split, size and feature space.
+
+    Returns:
+        ``{"dataset", "split", "image_size", "features", "text"}``; ``split`` is
+        ``"tensor (M images)"`` for a tensor reference.
+    """
+    split = (reference if isinstance(reference, str)
+             else f"tensor ({len(reference)} images)")
+    features = extractor.name
+    if isinstance(extractor, JudgeExtractor):
+        features = f"judge ({extractor.dataset})"
+    size = f"{image_size}x{image_size}" if image_size else "native size"
+    return {"dataset": dataset if isinstance(reference, str) else "given",
+            "split": split, "image_size": image_size, "features": features,
+            "text": (f"{dataset} {split} split at {size}, {features} features"
+                     if isinstance(reference, str) else f"{split} at {size}, "
+                     f"{features} features")}
+
+
+def _check_reference_channels(images: Tensor, reference: Source, dataset: str) -> None:
+    if not isinstance(reference, str) or images.ndim != 4:
+        return
+    channels = info(dataset).channels
+    if images.shape[1] != channels:
+        raise ValueError(f"the samples have {images.shape[1]} channel(s) but dataset "
+                         f"{dataset!r} has {channels}: a metric compares samples with "
+                         "their own dataset; pass dataset=<the dataset the model trained on>")
 
 
 def reference_features(reference: Source = "train", extractor: FeatureExtractor | None = None,
@@ -88,7 +129,7 @@ def reference_features(reference: Source = "train", extractor: FeatureExtractor 
     Raises:
         ValueError: an unknown split name.
     """
-    extractor = extractor if extractor is not None else default_extractor()
+    extractor = extractor if extractor is not None else default_extractor(dataset)
     if isinstance(reference, Tensor):
         return extract(reference, extractor)
     if reference not in REFERENCES:
@@ -102,12 +143,17 @@ def reference_features(reference: Source = "train", extractor: FeatureExtractor 
     return cache[key]
 
 
+def _size(images: Tensor) -> int | None:
+    h, w = images.shape[-2:]
+    return int(h) if h == w else None
+
+
 def _features_pair(images: Tensor, reference: Source, extractor: FeatureExtractor | None,
                    dataset: str) -> tuple[Tensor, Tensor]:
-    extractor = extractor if extractor is not None else default_extractor()
+    _check_reference_channels(images, reference, dataset)
+    extractor = extractor if extractor is not None else default_extractor(dataset)
     fake = extract(images, extractor)                                  # (N, d), checks input
-    h, w = images.shape[-2:]
-    real = reference_features(reference, extractor, dataset, int(h) if h == w else None)
+    real = reference_features(reference, extractor, dataset, _size(images))
     return real, fake
 
 
@@ -118,8 +164,9 @@ def fid(images: Tensor, reference: Source = "train", extractor: FeatureExtractor
     Args:
         images: generated images in ``[-1, 1]``, ``N >= 2`` (use 1,000).
         reference: a split name of ``dataset`` or real images ``(M, C, H', W')``.
-        extractor: the feature space; ``None`` is the digits judge.
-        dataset: the dataset a split name refers to.
+        extractor: the feature space; ``None`` is ``dataset``'s judge.
+        dataset: the samples' dataset: the one a split name refers to, and whose judge
+            is the default feature space.
 
     Returns:
         $\\lVert\\mu_r-\\mu_g\\rVert^2 + \\operatorname{tr}(\\Sigma_r+\\Sigma_g
@@ -145,18 +192,20 @@ def kernel_inception_distance(images: Tensor, reference: Source = "train",
 
 
 def inception_score(images: Tensor, extractor: FeatureExtractor | None = None, splits: int = 10,
-                    seed: int = 0) -> tuple[float, float]:
+                    seed: int = 0, dataset: str = "digits") -> tuple[float, float]:
     """Inception Score (mean, std over ``splits`` groups) with the extractor's classifier.
 
     Args:
         images: generated images ``(N, C, H, W)`` in ``[-1, 1]``, ``N >= splits``.
-        extractor: needs class logits (``judge`` or ``inception``); ``None`` is the judge.
+        extractor: needs class logits (``judge`` or ``inception``); ``None`` is the
+            judge of ``dataset``.
         splits: groups; seed: the shuffle's seed.
+        dataset: the samples' dataset (whose judge is the default).
 
     Raises:
         ValueError: the extractor has no class logits.
     """
-    extractor = extractor if extractor is not None else default_extractor()
+    extractor = extractor if extractor is not None else default_extractor(dataset)
     return inception_score_from_logits(extract(images, extractor, logits=True), splits, seed=seed)
 
 
@@ -181,24 +230,31 @@ def precision_recall(images: Tensor, reference: Source = "train",
 
 def evaluate(images: Tensor, labels: Tensor | None = None, reference: Source = "train",
              extractor: FeatureExtractor | None = None, dataset: str = "digits", k: int = 3,
-             kid_subsets: int = 100, splits: int = 10, seed: int = 0) -> dict[str, Any]:
+             kid_subsets: int = 100, splits: int = 10, seed: int = 0,
+             inception: bool = False) -> dict[str, Any]:
     """Every metric of generated ``images`` from one feature extraction.
 
     Args:
         images: generated images ``(N, C, H, W)`` in ``[-1, 1]``.
         labels: requested classes ``(N,)`` of conditional samples (``-1`` or ``None``:
             unconditional; then ``label_accuracy`` is NaN).
-        reference, extractor, dataset: as in :func:`fid`.
+        reference, extractor, dataset: as in :func:`fid`; ``dataset`` must be the
+            samples' own dataset (its judge gives the per-sample scores).
         k: precision/recall neighbourhood. kid_subsets: KID subsets (subset size
             ``min(1000, N, M)``). splits: Inception Score groups (clipped to ``N``).
         seed: seeds KID's subsets and IS's shuffle.
+        inception: also compute FID in Inception-v3 features (the ``gpu`` profile);
+            where its weights cannot be loaded, ``inception_fid`` is NaN and
+            ``inception_note`` says why.
 
     Returns:
         ``n``, ``fid``, ``kid``, ``kid_std``, ``inception_score`` (NaN without logits),
-        ``precision``, ``recall`` and, for grey images, the judge's ``recognisability``,
-        ``coverage`` and ``label_accuracy``.
+        ``precision``, ``recall``, ``reference`` (:func:`describe_reference`) and, when
+        ``dataset`` has a judge that fits the images, the judge's ``recognisability``,
+        ``coverage``, ``label_accuracy`` and ``label_accuracy_per_class``; with
+        ``inception``, ``inception_fid`` and ``inception_note``.
     """
-    extractor = extractor if extractor is not None else default_extractor()
+    extractor = extractor if extractor is not None else default_extractor(dataset)
     real, fake = _features_pair(images, reference, extractor, dataset)
     kid_mean, kid_std = kid_from_features(real, fake, kid_subsets, 1000, seed=seed)
     pr = precision_recall_from_features(real, fake, k)
@@ -210,72 +266,94 @@ def evaluate(images: Tensor, labels: Tensor | None = None, reference: Source = "
         "n": len(images), "fid": frechet_distance_from_features(real, fake),
         "kid": kid_mean, "kid_std": kid_std, "inception_score": score,
         "precision": pr["precision"], "recall": pr["recall"],
+        "reference": describe_reference(reference, dataset, _size(images), extractor),
     }
-    if images.shape[1] == 1:
+    judge = judge_for(dataset) if dataset in RECIPES else None
+    if judge is not None and images.shape[1] == judge.config.in_channels:
         conditional = labels is not None and bool((torch.as_tensor(labels) >= 0).all())
-        judged = _judge_scores(images, labels if conditional else None)
+        judged = _judge_scores(images, labels if conditional else None, judge)
         report.update(recognisability=judged["recognisability"], coverage=judged["coverage"],
-                      label_accuracy=judged.get("label_accuracy", math.nan))
+                      label_accuracy=judged.get("label_accuracy", math.nan),
+                      label_accuracy_per_class=judged.get("label_accuracy_per_class", {}))
+    if inception:
+        report.update(_inception_fid(images, reference, dataset))
     return report
 
 
-def _judge_extractor(judge: DigitClassifier | None) -> FeatureExtractor:
-    if judge is None:
-        return default_extractor()
+def _inception_fid(images: Tensor, reference: Source, dataset: str) -> dict[str, Any]:
+    try:
+        net = inception_extractor()
+    except FeatureExtractorUnavailable as error:
+        return {"inception_fid": math.nan, "inception_note": f"not computed: {error}"}
+    real, fake = _features_pair(images, reference, net, dataset)
+    return {"inception_fid": frechet_distance_from_features(real, fake),
+            "inception_note": describe_reference(reference, dataset, _size(images),
+                                                 net)["text"]}
+
+
+def _judge_extractor(judge: ImageClassifier) -> FeatureExtractor:
     cached = _JUDGES.get(judge)
     if cached is None:
         cached = _JUDGES[judge] = JudgeExtractor(judge)
     return cached
 
 
-_JUDGES: weakref.WeakKeyDictionary[DigitClassifier, FeatureExtractor] = (
+_JUDGES: weakref.WeakKeyDictionary[ImageClassifier, FeatureExtractor] = (
     weakref.WeakKeyDictionary())
 
 
-def _judge_scores(images: Tensor, labels: Tensor | None, judge: DigitClassifier | None = None,
-                  threshold: float = 0.9) -> dict[str, float]:
+def _judge_scores(images: Tensor, labels: Tensor | None, judge: ImageClassifier,
+                  threshold: float = 0.9) -> dict[str, Any]:
     probs, _ = judge_outputs(images, judge)
-    scores = {"recognisability": _recognisability(probs, threshold),
-              "coverage": _class_coverage(probs)}
+    scores: dict[str, Any] = {"recognisability": _recognisability(probs, threshold),
+                              "coverage": _class_coverage(probs)}
     if labels is not None:
         scores["label_accuracy"] = _label_accuracy(probs, labels)
+        scores["label_accuracy_per_class"] = _per_class_accuracy(probs, labels)
     return scores
 
 
 def judge_fid(images: Tensor, reference: Reference | Tensor = "train",
-              judge: DigitClassifier | None = None) -> float:
-    """Judge FID of ``images`` against real digits (lower is better): :func:`fid` in the
-    judge's feature space.
+              judge: ImageClassifier | None = None, *, dataset: str = "digits") -> float:
+    """Judge FID of ``images`` against real images of their dataset (lower is better):
+    :func:`fid` in the judge's feature space.
 
     $\\mathrm{FID} = \\lVert\\mu_r-\\mu_g\\rVert^2 + \\operatorname{tr}(\\Sigma_r+\\Sigma_g
     -2(\\Sigma_r\\Sigma_g)^{1/2})$ on the judge's features (Heusel et al. 2017, eq. 6).
 
     Args:
-        images: samples ``(N, 1, H, W)`` in ``[-1, 1]``, ``N >= 2`` (use about 1,000).
-        reference: a ``digits`` split name, loaded at the samples' size ``H`` (when
+        images: samples ``(N, C, H, W)`` in ``[-1, 1]``, ``N >= 2`` (use about 1,000).
+        reference: a split name of ``dataset``, loaded at the samples' size ``H`` (when
             square) so real and generated images go through the same resizes, or real
-            images ``(M, 1, H', W')``. A split's features are cached per judge.
-        judge: the classifier; ``None`` is the shipped judge. Do not keep training a
+            images ``(M, C, H', W')``. A split's features are cached per judge.
+        judge: the classifier; ``None`` is ``dataset``'s judge. Do not keep training a
             judge you pass here (its reference features are cached).
+        dataset: the samples' dataset.
     """
+    judge = judge if judge is not None else judge_for(dataset)
     check_images(images, judge)
-    return fid(images, reference, _judge_extractor(judge))
+    return fid(images, reference, _judge_extractor(judge), dataset=dataset)
 
 
 def judge_report(images: Tensor, labels: Tensor | None = None,
-                 judge: DigitClassifier | None = None, threshold: float = 0.9
-                 ) -> dict[str, float | int]:
-    """The judge's FID (against the ``digits`` train split) and per-sample scores.
+                 judge: ImageClassifier | None = None, threshold: float = 0.9, *,
+                 dataset: str = "digits") -> dict[str, Any]:
+    """The judge's FID (against ``dataset``'s train split) and per-sample scores.
 
     Args:
-        images: ``(N, 1, H, W)`` in ``[-1, 1]``, ``N >= 2``.
+        images: ``(N, C, H, W)`` in ``[-1, 1]``, ``N >= 2``.
         labels: requested classes ``(N,)`` of conditional samples, or ``None``.
-        judge: the classifier; ``None`` is the shipped judge.
+        judge: the classifier; ``None`` is ``dataset``'s judge.
         threshold: the confidence bar of recognisability.
+        dataset: the samples' dataset.
 
     Returns:
-        ``{"n", "fid", "recognisability", "coverage"}`` and ``"label_accuracy"`` when
-        ``labels`` are given.
+        ``{"n", "fid", "recognisability", "coverage", "reference"}``, and
+        ``"label_accuracy"`` and ``"label_accuracy_per_class"`` when ``labels`` are given.
     """
+    judge = judge if judge is not None else judge_for(dataset)
     scores = _judge_scores(images, labels, judge, threshold)
-    return {"n": len(images), "fid": judge_fid(images, "train", judge), **scores}
+    extractor = _judge_extractor(judge)
+    return {"n": len(images), "fid": judge_fid(images, "train", judge, dataset=dataset),
+            **scores, "reference": describe_reference("train", dataset, _size(images),
+                                                      extractor)}

@@ -11,7 +11,7 @@ and give the caller's random state back; none switches on deterministic algorith
 * :mod:`aigc_course.train.vae` -- the convolutional VAE and the kind ``vae`` (chapter 04);
 * :mod:`aigc_course.train.diffusion` -- DDPM on images with EMA and the kind ``ddpm``
   (chapter 05);
-* :mod:`aigc_course.train.judge` -- the digits judge's training;
+* the judges' training is part of the metrics (:mod:`aigc_course.metrics.judge`);
 * :mod:`aigc_course.train.ema` -- the exponential moving average of weights;
 * :mod:`aigc_course.train.report` -- :func:`~aigc_course.train.report.model_report`, the
   metrics of any model's samples.
