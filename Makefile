@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 ## book: execute the notebooks (profile "auto": cpu here, gpu with CUDA) and build _build/html
 # The execution cache does not know the profile: a build with another AIGC_PROFILE clears it.
 book: setup
-	@mkdir -p _build; profile="$${AIGC_PROFILE:-auto}"; \
+	@mkdir -p _build; profile="$${AIGC_PROFILE:-auto}$${AIGC_DRY_RUN:+ dry-run=$$AIGC_DRY_RUN}"; \
 	if [ -f _build/.aigc-profile ] && [ "$$(cat _build/.aigc-profile)" != "$$profile" ]; then \
 		echo "profile changed to $$profile: clearing the execution cache"; \
 		rm -rf _build/.jupyter_cache; fi; \
@@ -57,7 +57,7 @@ outputs: setup
 student: setup
 	$(PY) -m aigc_course.notebook student notebooks/*.ipynb --out _student
 
-## judge: retrain the digits judge and overwrite its shipped checkpoint
+## judge: retrain the digits judge and overwrite its shipped checkpoint (others: aigc-course judge --dataset D)
 judge: setup
 	$(VENV)/bin/aigc-course judge
 

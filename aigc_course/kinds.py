@@ -396,11 +396,17 @@ def check_options(kind: ModelKind, options: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def draw(model: GenerativeModel, n: int, *, label: int | None = None, seed: int = 0,
-         batch_size: int = 500, **options: Any) -> tuple[Tensor, Tensor, float]:
+         batch_size: int = 500, device: str | torch.device | None = None,
+         **options: Any) -> tuple[Tensor, Tensor, float]:
     """``n`` samples of any model, timed: what ``aigc-course sample`` and chapter 08 draw.
 
     Conditional models draw ``label`` (or the classes in turn); one generator seeded
-    with ``seed`` serves every batch of ``batch_size``.
+    with ``seed`` serves every batch of ``batch_size`` (its noise is drawn on the CPU, so
+    a seed gives the same starting noise on every device).
+
+    Args:
+        device: where to run the network (``None``: CUDA when available, else the CPU).
+            The model is moved there for sampling and back to the CPU afterwards.
 
     Returns:
         ``images`` ``(n, C, H, W)`` float32 in ``[-1, 1]`` on the CPU, ``labels`` ``(n,)``
@@ -410,10 +416,20 @@ def draw(model: GenerativeModel, n: int, *, label: int | None = None, seed: int 
         raise ValueError(f"n must be >= 1, got {n}")
     labels = sample_labels(n, label, model.num_classes if model.conditional else 0)
     generator = torch.Generator().manual_seed(seed)
+    target = torch.device(device if device is not None
+                          else "cuda" if torch.cuda.is_available() else "cpu")
+    movable = target.type != "cpu" and hasattr(model, "to")
+    if movable:
+        model.to(target)                                     # type: ignore[attr-defined]
     chunks = []
-    with Timer() as timer:
-        for start in range(0, n, batch_size):
-            y = labels[start:start + batch_size] if model.conditional else None
-            count = min(batch_size, n - start)
-            chunks.append(model.sample(count, y=y, generator=generator, **options).float().cpu())
+    try:
+        with Timer() as timer:
+            for start in range(0, n, batch_size):
+                y = labels[start:start + batch_size] if model.conditional else None
+                count = min(batch_size, n - start)
+                chunks.append(model.sample(count, y=y, generator=generator,
+                                           **options).float().cpu())
+    finally:
+        if movable:
+            model.to("cpu")                                  # type: ignore[attr-defined]
     return torch.cat(chunks), labels, timer.seconds

@@ -20,6 +20,15 @@ here, in one place: :class:`DataProfile` (01), :class:`FoundationsProfile` (02),
 (:mod:`aigc_course.kinds`). The dataset
 is a knob like any other, so the ``gpu`` profile runs on an offline GPU machine with
 ``resolve("gpu", dataset="mnist5k")``.
+
+A *dry run* (``resolve(name, dry_run=True)``, or ``$AIGC_DRY_RUN=1``) keeps everything
+that defines a profile's shape and code paths -- image size, channels, widths,
+architectures, ``use_shipped``, the set-ups a chapter runs -- and makes it cheap: online
+datasets become offline stand-ins of the same shape (:data:`DRY_RUN_DATASETS`) and the
+step and sample counts are capped (:attr:`Profile.DRY_RUN`, and each chapter class's own
+``DRY_RUN``). ``AIGC_DRY_RUN=1 AIGC_PROFILE=gpu`` runs every notebook on a CPU in the
+``gpu`` profile's shape in a few minutes, so a shape, dtype or device bug that would
+break Colab breaks in CI first; its numbers say nothing about quality.
 """
 
 from __future__ import annotations
@@ -34,6 +43,11 @@ import torch
 ProfileName = Literal["smoke", "cpu", "gpu"]
 PROFILE_NAMES: tuple[ProfileName, ...] = get_args(ProfileName)
 ENV_VAR = "AIGC_PROFILE"
+DRY_RUN_ENV = "AIGC_DRY_RUN"
+#: A dry run's offline stand-in for each online dataset: the same channels, resized to
+#: the profile's image size (mnist5k is 28x28 grey, shapes 32x32 RGB).
+DRY_RUN_DATASETS: dict[str, str] = {"mnist": "mnist5k", "fashion_mnist": "mnist5k",
+                                    "cifar10": "shapes"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class Profile:
         batch_size: minibatch size.
         eval_samples: how many samples a metric is computed on.
         num_threads: torch CPU threads (``None``: leave torch's default).
+        dry_run: the profile's shape with offline stand-in data and capped step and
+            sample counts (see :func:`resolve`); checks that code runs, not quality.
     """
 
     name: ProfileName
@@ -62,8 +78,16 @@ class Profile:
     batch_size: int
     eval_samples: int
     num_threads: int | None = None
+    dry_run: bool = False
     #: Per-profile values of a subclass's own knobs: ``{"smoke": {"knob": value}}``.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: A dry run's caps, ``{"knob": cap}``; a subclass adds caps for its own knobs and may
+    #: tighten its bases' (merged along the class hierarchy, the subclass winning). A
+    #: number caps a number (``None``, "all", becomes the cap); an int caps a tuple's
+    #: length (its first items: sweeps are listed cheapest first); a tuple replaces a
+    #: longer tuple (a short sweep that keeps both ends, where the notebook compares them).
+    DRY_RUN: ClassVar[dict[str, Any]] = {"train_steps": 20, "batch_size": 32,
+                                         "eval_samples": 200, "max_train": 512}
 
     def replace(self: P, **changes: Any) -> P:
         """Return a copy with some knobs changed (unknown knobs raise ``TypeError``)."""
@@ -72,9 +96,13 @@ class Profile:
     def describe(self) -> str:
         """One line per knob, for printing at the top of a notebook."""
         width = max(len(f.name) for f in dataclasses.fields(self))
-        return "\n".join(
-            f"{f.name:<{width}} = {getattr(self, f.name)!r}" for f in dataclasses.fields(self)
-        )
+        lines = [f"{f.name:<{width}} = {getattr(self, f.name)!r}"
+                 for f in dataclasses.fields(self)]
+        if self.dry_run:
+            lines.append(f"dry run: the {self.name!r} profile's shape on offline data, steps "
+                         f"and samples capped ({', '.join(sorted(dry_run_caps(type(self))))})"
+                         " -- it checks that the code runs, not the quality")
+        return "\n".join(lines)
 
 
 P = TypeVar("P", bound=Profile)
@@ -95,6 +123,42 @@ _PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def dry_run_requested() -> bool:
+    """Whether ``$AIGC_DRY_RUN`` asks for a dry run (``1``, ``true`` or ``yes``)."""
+    return os.environ.get(DRY_RUN_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def dry_run_caps(cls: type[Profile] = Profile) -> dict[str, Any]:
+    """The dry-run caps of ``cls``: every ``DRY_RUN`` along its class hierarchy, merged."""
+    caps: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        caps.update(vars(klass).get("DRY_RUN", {}))
+    return caps
+
+
+def _cap(knob: str, value: Any, cap: Any) -> Any:
+    """``value`` of ``knob`` limited by a dry-run ``cap`` (see :attr:`Profile.DRY_RUN`)."""
+    if isinstance(value, bool) or isinstance(cap, bool):
+        raise TypeError(f"dry-run cap of {knob!r}: booleans choose code paths, never cap them")
+    if isinstance(value, tuple):
+        if isinstance(cap, tuple):
+            return cap if len(cap) < len(value) else value
+        return value[:cap]
+    return cap if value is None else min(value, cap)
+
+
+def _dry_run(knobs: dict[str, Any], cls: type[Profile]) -> dict[str, Any]:
+    """``knobs`` of a dry run: offline stand-in data and capped steps and samples."""
+    knobs = {**knobs, "dry_run": True}
+    knobs["dataset"] = DRY_RUN_DATASETS.get(knobs["dataset"], knobs["dataset"])
+    for knob, cap in dry_run_caps(cls).items():
+        if knob in knobs:
+            knobs[knob] = _cap(knob, knobs[knob], cap)
+        else:  # a knob the presets leave at its default
+            knobs[knob] = _cap(knob, cls.__dataclass_fields__[knob].default, cap)
+    return knobs
+
+
 def auto_name() -> ProfileName:
     """The profile ``"auto"`` stands for: ``$AIGC_PROFILE`` if set, else gpu/cpu by CUDA."""
     env = os.environ.get(ENV_VAR, "").strip().lower()
@@ -109,19 +173,26 @@ def auto_name() -> ProfileName:
 
 # Overloads, as a ``cls: type[P]`` parameter cannot default to Profile: returns a ``cls``.
 @overload
-def resolve(name: str, cls: type[P], **overrides: Any) -> P: ...
+def resolve(name: str, cls: type[P], dry_run: bool | None = ..., **overrides: Any) -> P: ...
 @overload
-def resolve(name: str = ..., *, cls: type[P], **overrides: Any) -> P: ...
+def resolve(name: str = ..., *, cls: type[P], dry_run: bool | None = ...,
+            **overrides: Any) -> P: ...
 @overload
-def resolve(name: str = ..., **overrides: Any) -> Profile: ...
-def resolve(name: str = "auto", cls: type[Profile] = Profile, **overrides: Any) -> Profile:
+def resolve(name: str = ..., *, dry_run: bool | None = ..., **overrides: Any) -> Profile: ...
+def resolve(name: str = "auto", cls: type[Profile] = Profile, dry_run: bool | None = None,
+            **overrides: Any) -> Profile:
     """Resolve a profile name into a typed preset.
 
     Args:
         name: ``"auto"``, ``"smoke"``, ``"cpu"`` or ``"gpu"`` (case-insensitive).
         cls: a subclass of :class:`Profile` holding a chapter's extra knobs; their
             defaults apply unless given in ``overrides``.
-        **overrides: knobs to change, e.g. ``dataset="mnist5k"``.
+        dry_run: keep the profile's shape (image size, channels, widths, code paths) but
+            replace online datasets by offline stand-ins of the same shape
+            (:data:`DRY_RUN_DATASETS`) and cap step and sample counts (the ``DRY_RUN``
+            caps of ``cls`` and its bases); ``None`` reads ``$AIGC_DRY_RUN``.
+        **overrides: knobs to change, e.g. ``dataset="mnist5k"``; they win over the
+            dry-run caps (an online ``dataset`` still gets its offline stand-in).
 
     Returns:
         The preset, an instance of ``cls``.
@@ -141,7 +212,13 @@ def resolve(name: str = "auto", cls: type[Profile] = Profile, **overrides: Any) 
         raise ValueError(
             f"unknown profile knob(s) {unknown}; valid: {', '.join(sorted(field_names))}"
         )
+    if dry_run is None:
+        dry_run = dry_run_requested()
+    if dry_run:
+        knobs = _dry_run(knobs, cls)
     knobs.update(overrides)
+    if dry_run:  # a dry run never downloads: an online dataset asked for by name too
+        knobs["dataset"] = DRY_RUN_DATASETS.get(knobs["dataset"], knobs["dataset"])
     profile = cls(**knobs)
     if profile.device == "cuda" and not torch.cuda.is_available():
         profile = profile.replace(device="cpu")
@@ -161,6 +238,7 @@ class DataProfile(Profile):
     check_items: int = 10_000
     planted: int = 40
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"check_items": 1000, "planted": 20}}
+    DRY_RUN: ClassVar[dict[str, Any]] = {"check_items": 1000, "planted": 20}
 
 
 @dataclass(frozen=True)
@@ -194,6 +272,9 @@ class FoundationsProfile(Profile):
         "cpu": {"num_threads": 1},
         "gpu": {"num_threads": 1, "device": "cpu"},
     }
+    DRY_RUN: ClassVar[dict[str, Any]] = {"gan_steps": 200, "vae_steps": 200,
+                                         "diffusion_steps": 200, "eval_points": 1000,
+                                         "mc_samples": 20_000, "manifold_points": 500}
 
 
 @dataclass(frozen=True)
@@ -238,6 +319,9 @@ class GANProfile(Profile):
         "gpu": {"train_steps": 20000, "use_shipped": False, "width": 32,
                 "study_steps": 5000, "study_size": 16, "study_every": 500},
     }
+    # every set-up still runs (each is a code path), a few steps on one seed
+    DRY_RUN: ClassVar[dict[str, Any]] = {"toy_steps": 40, "study_steps": 20, "study_seeds": 1,
+                                         "study_every": 10}
 
 
 @dataclass(frozen=True)
@@ -271,6 +355,9 @@ class VAEProfile(Profile):
         "gpu": {"sweep_steps": 5000, "use_shipped": False, "latent_dim": 32, "width": 32,
                 "sweep_size": 16},
     }
+    # both ends of the beta sweep: the notebook checks that the largest beta has the lower rate
+    DRY_RUN: ClassVar[dict[str, Any]] = {"sweep_steps": 30, "iwae_k": 32, "iwae_images": 50,
+                                         "beta_values": (0.1, 4.0)}
 
 
 @dataclass(frozen=True)
@@ -307,6 +394,11 @@ class DiffusionProfile(Profile):
         "cpu": {"train_steps": 2000, "batch_size": 64, "width": 16},
         "gpu": {"train_steps": 20000, "width": 64, "use_shipped": False},
     }
+    # the 64-channel U-Net at 32x32 costs about 15 ms per image and step on a CPU core
+    DRY_RUN: ClassVar[dict[str, Any]] = {"train_steps": 5, "batch_size": 16, "eval_samples": 50,
+                                         "fast_steps": 100, "toy_steps": 100,
+                                         "sample_steps": 3, "step_values": 2,
+                                         "guidance_values": 2}
 
 
 @dataclass(frozen=True)
@@ -314,23 +406,33 @@ class EvaluationProfile(Profile):
     """Chapter 08's knobs (``profiles.resolve(name, cls=EvaluationProfile)``).
 
     Attributes:
-        compare_samples: samples per model in the comparison table.
-        ddpm_steps: DDIM steps of the diffusion model's samples.
-        guidance: its classifier-free guidance scale.
+        compare_samples: samples per model and seed in the comparison table.
+        compare_seeds: sampling seeds of the comparison table (each metric their mean,
+            with their standard deviation).
+        ddpm_steps: DDIM steps of the diffusion model's samples (``None``: chapter
+            05's ``sample_steps`` on the same profile, so both report the same sampler).
+        guidance: its classifier-free guidance scale (``None``: chapter 05's).
         kid_subsets: KID subsets in the table.
         size_sweep: sample sizes of the FID/KID bias plot.
         size_repeats: random subsets per size in that plot.
     """
 
-    compare_samples: int = 1000
-    ddpm_steps: int = 50
-    guidance: float = 0.0
+    compare_samples: int = 500
+    compare_seeds: tuple[int, ...] = (0, 1, 2)
+    ddpm_steps: int | None = None
+    guidance: float | None = None
     kid_subsets: int = 100
     size_sweep: tuple[int, ...] = (25, 50, 100, 200, 400, 800)
     size_repeats: int = 5
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"compare_samples": 200, "ddpm_steps": 10, "kid_subsets": 20,
+        "smoke": {"compare_samples": 100, "compare_seeds": (0, 1), "kid_subsets": 20,
                   "size_sweep": (25, 50, 100, 200), "size_repeats": 3},
+        # 3 seeds x 500 samples: the diffusion rows (50 DDIM steps, guided and not) take
+        # most of the notebook's time on 2 cores
         "cpu": {},
-        "gpu": {"compare_samples": 5000, "ddpm_steps": 100, "kid_subsets": 100},
+        "gpu": {"compare_samples": 2000, "kid_subsets": 100},
     }
+    # the table samples the gpu profile's 64-channel U-Net twice (guided and not)
+    DRY_RUN: ClassVar[dict[str, Any]] = {"compare_samples": 100, "compare_seeds": 1,
+                                         "ddpm_steps": 3, "kid_subsets": 20, "size_sweep": 4,
+                                         "size_repeats": 3}

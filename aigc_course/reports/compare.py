@@ -80,15 +80,20 @@ def sample_model(checkpoint: str | Path, n: int, seed: int = 0,
     return kinds.draw(model, n, seed=seed, **sample_options)
 
 
-def chapter_rows(profile: Any = "auto", *, steps: int = 50, guidance: float = 2.0,
-                 retrain: bool = False, seed: int = 0, progress: bool = True) -> list[Row]:
+def chapter_rows(profile: Any = "auto", *, steps: int | None = None,
+                 guidance: float | None = None, retrain: bool = False, seed: int = 0,
+                 progress: bool = True) -> list[Row]:
     """The models of chapters 03-05 on ``profile``, as those chapters got them.
 
     Each comes from :func:`aigc_course.kinds.load_or_train` with the chapter's own
     profile class (so the ``gpu`` profile's MNIST models, the ``cpu`` profile's shipped
-    digits models); the diffusion model appears twice, guided with ``guidance`` (what
-    chapter 05 reports) and unguided, both with ``steps`` DDIM steps.
+    digits models); the diffusion model appears twice, guided with ``guidance`` and
+    unguided, both with ``steps`` DDIM steps (``None``: chapter 05's ``sample_steps``
+    and ``guidance`` on the same profile, what that chapter reports).
     """
+    diffusion = kinds.profile_for(kinds.get("ddpm"), profile)
+    steps = int(getattr(diffusion, "sample_steps", 50)) if steps is None else steps
+    guidance = float(getattr(diffusion, "guidance", 0.0)) if guidance is None else guidance
     rows = []
     for name, kind in SHIPPED.items():
         trained = kinds.load_or_train(kind, profile, retrain=retrain, seed=seed,
@@ -96,7 +101,7 @@ def chapter_rows(profile: Any = "auto", *, steps: int = 50, guidance: float = 2.
         if kind != "ddpm":
             rows.append(Row(name, trained))
             continue
-        if trained.model.conditional:
+        if trained.model.conditional and guidance:
             rows.append(Row(f"{name}, w = {guidance:g}", trained,
                             {"steps": steps, "guidance": guidance}))
         rows.append(Row(f"{name}, unguided", trained, {"steps": steps, "guidance": 0.0}))

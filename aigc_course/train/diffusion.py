@@ -89,6 +89,12 @@ class DiffusionModel(ClassConditional):
     def ddpm(self) -> DDPM:
         return DDPM(self.network, self.schedule)
 
+    def to(self, device: torch.device | str) -> DiffusionModel:
+        """Move the network and the schedule to ``device`` (in place); returns ``self``."""
+        self.network.to(device)
+        self.schedule = self.schedule.to(device)
+        return self
+
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None,
                generator: torch.Generator | None = None, steps: int = 50,
@@ -117,6 +123,8 @@ class DiffusionModel(ClassConditional):
                              "--conditional)")
         if self.conditional and y is None:
             y = torch.arange(n) % c.num_classes
+        if y is not None:
+            y = y.to(self.schedule.beta.device)
         net = Guided(self.network, guidance) if self.conditional else self.network
         sampler = DDIM(net, self.schedule, eta=eta, clip_x0=True)
         shape = (n, c.channels, c.image_size, c.image_size)
