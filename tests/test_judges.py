@@ -133,3 +133,20 @@ def test_inception_offline_says_it_was_not_computed(monkeypatch, tmp_path) -> No
     report = metrics.evaluate(real, labels, kid_subsets=5, inception=True)
     assert math.isnan(report["inception_fid"])
     assert report["inception_note"].startswith("not computed: the Inception-v3 weights")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gan", "vae", "ddpm"])
+def test_the_cifar10_path_in_the_gpu_shape_trains_and_scores_rgb(kind: str) -> None:
+    """cifar10 on the gpu profile, dry run: 3x32x32 ``shapes`` stand-in, its own RGB judge."""
+    model_kind = kinds.get(kind)
+    p = kinds.profile_for(model_kind, "gpu", dataset="cifar10", dry_run=True, train_steps=2,
+                          batch_size=8)
+    assert p.dataset == "shapes" and p.image_size == 32 and p.dry_run
+    trained = model_kind.train(p, progress=False)
+    assert trained.metrics["dataset"] == "shapes"
+    options = {"steps": 2} if "steps" in model_kind.sample_options else {}
+    report = model_report(trained.model, 30, dataset=trained.metrics["dataset"],
+                          kid_subsets=3, **options)
+    assert report["reference"]["text"] == "shapes train split at 32x32, judge (shapes) features"
+    assert 0 <= report["coverage"] <= 1 and report["fid"] > 0
