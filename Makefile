@@ -20,12 +20,14 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 ## book: execute the notebooks (profile "auto": cpu here, gpu with CUDA) and build _build/html
-# The execution cache does not know the profile: a build with another AIGC_PROFILE clears it.
+# The execution cache does not know the profile: a build with another AIGC_PROFILE (or
+# AIGC_DRY_RUN) clears it, and Sphinx's saved pages too (_build/.doctrees holds the executed
+# outputs, and Sphinx re-reads no unchanged source), so every page is rebuilt.
 book: setup
 	@mkdir -p _build; profile="$${AIGC_PROFILE:-auto}$${AIGC_DRY_RUN:+ dry-run=$$AIGC_DRY_RUN}"; \
 	if [ -f _build/.aigc-profile ] && [ "$$(cat _build/.aigc-profile)" != "$$profile" ]; then \
-		echo "profile changed to $$profile: clearing the execution cache"; \
-		rm -rf _build/.jupyter_cache; fi; \
+		echo "profile changed to $$profile: clearing the execution cache and the built pages"; \
+		rm -rf _build/.jupyter_cache _build/.doctrees _build/html; fi; \
 	echo "$$profile" > _build/.aigc-profile
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html"

@@ -3,8 +3,8 @@
 Radford, Metz & Chintala (2016), "Unsupervised representation learning with deep
 convolutional generative adversarial networks" (DCGAN): strided convolutions, batch
 normalisation, ReLU in $G$ and LeakyReLU(0.2) in $D$, a $\\tanh$ output and weights drawn
-from $\\mathcal N(0, 0.02)$ (batch-norm scales from $\\mathcal N(1, 0.02)$). Options the
-chapter compares:
+from $\\mathcal N(0, 0.02^2)$ (standard deviation 0.02; batch-norm scales from
+$\\mathcal N(1, 0.02^2)$). Options the chapter compares:
 
 * upsampling by a transposed convolution or by nearest-neighbour resize then a
   convolution (Odena, Dumoulin & Olah 2016, "Deconvolution and checkerboard artifacts");
@@ -73,8 +73,8 @@ def upsample_block(in_channels: int, out_channels: int, mode: Upsample) -> nn.Mo
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN's initialisation (Radford et al. 2016, section 4), for ``module.apply``.
 
-    Convolution, transposed-convolution and linear weights $\\sim \\mathcal N(0, 0.02)$;
-    batch-norm scales $\\sim \\mathcal N(1, 0.02)$; biases 0.
+    Convolution, transposed-convolution and linear weights $\\sim \\mathcal N(0, 0.02^2)$;
+    batch-norm scales $\\sim \\mathcal N(1, 0.02^2)$ (standard deviation 0.02); biases 0.
     """
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
