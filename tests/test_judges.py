@@ -28,7 +28,7 @@ def test_shipped_judges_are_small_and_record_their_own_numbers(dataset: str) -> 
     meta = checkpoint["metadata"]
     assert meta["dataset"] == dataset
     assert meta["test_accuracy"] > 0.97                       # measured 0.996, 0.985, 1.0
-    if dataset != "digits":                                   # trained after pinned FIDs
+    if dataset != "digits":       # the digits judge predates them (pinned in test_judge.py)
         assert meta["fid_test"] < 3 < 300 < meta["fid_noise"]  # measured 1.47 / 1178; 0.81 / 864
     judge = judge_for(dataset)
     assert judge is judge_for(dataset)                        # loaded once
@@ -72,12 +72,13 @@ def test_mnist5k_samples_are_scored_against_mnist5k() -> None:
 
 
 def test_a_reference_of_the_wrong_channel_count_is_refused() -> None:
-    rgb, _ = load_images("shapes", "test", image_size=16, max_items=20)
+    rgb, labels = load_images("shapes", "test", image_size=16, max_items=20)
     with pytest.raises(ValueError, match="3 channel.*'digits' has 1.*their own dataset"):
         metrics.fid(rgb)                                      # default dataset: digits
-    report = metrics.evaluate(rgb, None, dataset="shapes", kid_subsets=5)
+    report = metrics.evaluate(rgb, labels, dataset="shapes", kid_subsets=5)
     assert report["reference"]["features"] == "judge (shapes)"
-    assert report["coverage"] >= 0                           # the RGB judge scores RGB
+    assert report["label_accuracy"] > 0.9                     # the RGB judge scores RGB: 1.0
+    assert report["recognisability"] > 0.9                    # measured 1.0
 
 
 @pytest.mark.slow
@@ -90,7 +91,9 @@ def test_model_report_of_an_mnist5k_model_references_mnist5k() -> None:
                           kid_subsets=5)
     assert report["reference"]["text"] == ("mnist5k train split at 32x32, judge (mnist5k) "
                                            "features")
-    assert report["fid"] > report["reference"]["image_size"] > 0    # 20 steps: far off
+    # 20 steps: far off. Measured FID 1296-1321 (seeds 0-2, n = 100); 100 real mnist5k
+    # test images at 32x32 score 39.7 at this n.
+    assert report["fid"] > 400
     with pytest.raises(TypeError, match="dataset"):
         model_report(trained.model, 100)                       # the dataset is required
 
@@ -149,4 +152,5 @@ def test_the_cifar10_path_in_the_gpu_shape_trains_and_scores_rgb(kind: str) -> N
     report = model_report(trained.model, 30, dataset=trained.metrics["dataset"],
                           kid_subsets=3, **options)
     assert report["reference"]["text"] == "shapes train split at 32x32, judge (shapes) features"
+    # two training steps: this checks the RGB path's shapes and references, not quality
     assert 0 <= report["coverage"] <= 1 and report["fid"] > 0
