@@ -40,6 +40,7 @@ import hashlib
 import importlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +59,13 @@ KINDS: dict[str, str] = {
     "gan": "aigc_course.train.gan",          # chapter 03
     "vae": "aigc_course.train.vae",          # chapter 04
     "ddpm": "aigc_course.train.diffusion",   # chapter 05
+    "gpt": "aigc_course.train.gpt",          # chapter 06
 }
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 MODEL_DIR_ENV = "AIGC_MODEL_DIR"
 #: the code a trained model depends on: a change to any of it invalidates cached models
-_CODE = ("models", "train", "diffusion", "losses.py", "kinds.py", "profiles.py")
+_CODE = ("models", "train", "diffusion", "text", "losses.py", "kinds.py", "profiles.py")
 
 
 @runtime_checkable
@@ -152,6 +154,10 @@ class ModelKind:
             ``y``/``generator`` that the command line may pass.
         reconstruct: ``reconstruct(model, images, labels) -> images`` for kinds with an
             encoder (``None``: the kind cannot reconstruct).
+        modality: ``"image"`` (``sample`` returns images ``(n, C, H, W)`` in ``[-1, 1]``)
+            or ``"text"`` (token ids ``(n, T)``; the model decodes them, and
+            ``aigc-course generate`` / ``score`` serve it instead of ``sample`` /
+            ``evaluate``).
     """
 
     name: str
@@ -164,6 +170,7 @@ class ModelKind:
     recipe: dict[str, Any] = field(default_factory=dict)
     sample_options: tuple[str, ...] = ()
     reconstruct: Callable[[Any, Tensor, Tensor | None], Tensor] | None = None
+    modality: Literal["image", "text"] = "image"
 
     def load(self, path: str | Path | None = None) -> Any:
         """The model saved at ``path`` (default: the shipped checkpoint), eval mode, CPU.
@@ -230,7 +237,8 @@ def model_cache_dir() -> Path:
 
 def _code_digest() -> str:
     package = Path(__file__).resolve().parent
-    digest = hashlib.sha256(torch.__version__.encode())
+    # the text corpora ship with Python, so its version is part of what trained a model
+    digest = hashlib.sha256(f"{torch.__version__} {sys.version_info[:2]}".encode())
     for entry in _CODE:
         path = package / entry
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:

@@ -436,3 +436,59 @@ class EvaluationProfile(Profile):
     DRY_RUN: ClassVar[dict[str, Any]] = {"compare_samples": 100, "compare_seeds": 1,
                                          "ddpm_steps": 3, "kid_subsets": 20, "size_sweep": 4,
                                          "size_repeats": 3}
+
+
+@dataclass(frozen=True)
+class TextProfile(Profile):
+    """Chapter 06's knobs (``profiles.resolve(name, cls=TextProfile)``).
+
+    The shared ``dataset`` knob names the text corpus (``"pydoc"``, ``"stdlib"`` of
+    :mod:`aigc_course.text.corpus`, or a path to a UTF-8 file); ``image_size`` is unused.
+
+    Attributes:
+        tokenizer: ``"char"`` or ``"bpe"``.
+        bpe_vocab: vocabulary size of the byte-level BPE.
+        n_layer, n_head, n_embd, block_size: the GPT's architecture (:class:`GPTConfig`).
+        lr: AdamW's peak learning rate; ``warmup_steps`` of linear warm-up, then a cosine
+            decay to ``lr / 10`` at ``train_steps``.
+        eval_every: validation bits per character every this many steps (on
+            ``eval_tokens`` tokens; the final score uses the whole split).
+        scaling_widths: the ``n_embd`` of the scaling-law sweep's models.
+        scaling_steps: training steps of each sweep model.
+        tradeoff_vocabs: BPE vocabulary sizes of the vocabulary / sequence-length table.
+        finetune_steps: fine-tuning steps of the customer-service answerer.
+        sample_chars: characters of the sample texts the notebook prints.
+    """
+
+    tokenizer: str = "char"
+    bpe_vocab: int = 512
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 256
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    eval_every: int = 100
+    eval_tokens: int = 8192
+    scaling_widths: tuple[int, ...] = (32, 64, 128)
+    scaling_steps: int = 600
+    tradeoff_vocabs: tuple[int, ...] = (256, 512, 1024, 2048)
+    finetune_steps: int = 600
+    sample_chars: int = 300
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"dataset": "pydoc", "image_size": None, "train_steps": 40, "batch_size": 8,
+                  "n_layer": 2, "n_embd": 32, "n_head": 2, "warmup_steps": 5,
+                  "eval_every": 20, "eval_tokens": 2048, "scaling_widths": (16, 32),
+                  "scaling_steps": 30, "tradeoff_vocabs": (256, 320),
+                  "finetune_steps": 20, "sample_chars": 80, "num_threads": 2},
+        "cpu": {"dataset": "pydoc", "image_size": None, "train_steps": 1500, "batch_size": 16,
+                "num_threads": 2},
+        "gpu": {"dataset": "stdlib", "image_size": None, "train_steps": 5000, "batch_size": 64,
+                "n_layer": 6, "n_head": 6, "n_embd": 384, "lr": 1e-3,
+                "scaling_widths": (64, 128, 256, 384), "scaling_steps": 2000,
+                "eval_tokens": 65536, "finetune_steps": 1500},
+    }
+    DRY_RUN: ClassVar[dict[str, Any]] = {"train_steps": 10, "batch_size": 4, "eval_every": 5,
+                                         "eval_tokens": 1024, "scaling_steps": 5,
+                                         "scaling_widths": 2, "tradeoff_vocabs": 2,
+                                         "finetune_steps": 5, "warmup_steps": 2}

@@ -21,14 +21,17 @@ from aigc_course.cli import main
 from aigc_course.data.registry import load_images
 from aigc_course.profiles import Profile, resolve
 
+#: the image kinds (the text kind ``gpt`` of chapter 06 has its own tests: test_gpt.py)
 KIND_NAMES = ("ddpm", "gan", "vae")
 
 
 def test_registry_lists_the_kinds_and_refuses_unknown_names() -> None:
-    assert kinds.names() == KIND_NAMES
-    with pytest.raises(ValueError, match="unknown model kind 'flow'; valid: ddpm, gan, vae"):
+    assert kinds.names() == ("ddpm", "gan", "gpt", "vae")
+    with pytest.raises(ValueError, match="unknown model kind 'flow'; valid: ddpm, gan, gpt, vae"):
         kinds.get("flow")
+    assert kinds.get("gpt").modality == "text" and kinds.get("gpt").shipped is None
     for name in KIND_NAMES:
+        assert kinds.get(name).modality == "image"
         kind = kinds.get(name)
         assert kind.name == name and issubclass(kind.profile, Profile)
         assert kind.shipped is not None and kind.shipped.is_file()

@@ -1,0 +1,1 @@
+"""Text for chapter 06: an offline corpus, tokenizers, retrieval and a customer-service set."""
