@@ -15,9 +15,13 @@
   unconditional model).
 * ``aigc-course reconstruct CKPT [--split test] [--n 16] [--out rec.npz]`` -- encode and
   decode real images (kinds that can), printing PSNR and SSIM.
+* ``aigc-course train gpt [--text-file F] [--tokenizer char|bpe] --out g.pt`` -- the text
+  kind of chapter 06; ``aigc-course score g.pt --text-file F [--json]`` -- bits per
+  character of a text under it; ``aigc-course generate g.pt [--prompt TEXT]
+  [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]`` -- text.
 
 Registered kinds are those of :data:`aigc_course.kinds.KINDS` (``gan`` of chapter 03,
-``vae`` of 04, ``ddpm`` of 05): ``train``, ``sample`` and ``reconstruct`` are written
+``vae`` of 04, ``ddpm`` of 05, ``gpt`` of 06): ``train``, ``sample`` and ``reconstruct`` are written
 once against the model-kind contract, so a kind registered there is picked up here
 unchanged. A checkpoint records its kind and config (:mod:`aigc_course.checkpoint`), so
 ``sample`` knows what to build. argparse lives only at this edge; each command calls a
@@ -81,13 +85,77 @@ def _fail(error: Exception) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     try:
-        metrics = kinds.train_and_save(args.kind, args.out, args.profile, dataset=args.dataset,
+        kind = kinds.get(args.kind)
+        profile: Any = args.profile
+        dataset = args.dataset
+        if kind.modality == "text":
+            if args.text_file is not None:
+                if dataset is not None:
+                    raise ValueError("give --dataset (a corpus name) or --text-file, not both")
+                dataset = str(args.text_file)
+            if args.tokenizer is not None:
+                profile = kinds.profile_for(kind, args.profile, tokenizer=args.tokenizer)
+        elif args.text_file is not None or args.tokenizer is not None:
+            raise ValueError(f"--text-file and --tokenizer apply to text models (gpt), not "
+                             f"to a {kind.name!r} model")
+        metrics = kinds.train_and_save(args.kind, args.out, profile, dataset=dataset,
                                        image_size=args.image_size,
                                        conditional=args.conditional, steps=args.steps,
                                        seed=args.seed)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     print(json.dumps(metrics, indent=1))
+    return 0
+
+
+def _load_image_model(path: Path) -> tuple[kinds.ModelKind, Any]:
+    """A checkpoint's kind and model, refusing a text model (it has its own commands)."""
+    kind, model = kinds.load_model(path)
+    if kind.modality != "image":
+        raise ValueError(f"{path} holds a {kind.name!r} text model: use aigc-course generate "
+                         "(text) or aigc-course score (bits per character) instead")
+    return kind, model
+
+
+def _load_text_model(path: Path) -> Any:
+    kind, model = kinds.load_model(path)
+    if kind.modality != "text":
+        raise ValueError(f"{path} holds a {kind.name!r} image model, not a text model; "
+                         "use aigc-course sample or aigc-course evaluate")
+    return model
+
+
+def _score(args: argparse.Namespace) -> int:
+    from aigc_course.text.corpus import read_text_file
+
+    try:
+        model = _load_text_model(args.checkpoint)
+        text = read_text_file(args.text_file)
+        if len(text) < 2:
+            raise ValueError(f"{args.text_file} has fewer than 2 characters to score")
+        bpc = model.bits_per_char(text)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    result = {"checkpoint": str(args.checkpoint), "text_file": str(args.text_file),
+              "chars": len(text), "tokens": len(model.tokenizer.encode(text)),
+              "tokenizer": model.tokenizer.name, "bits_per_char": bpc}
+    print(json.dumps(result, indent=1) if args.json
+          else f"{bpc:.4f} bits per character ({len(text):,} characters of {args.text_file}, "
+               f"{model.tokenizer.name} tokenizer)")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import torch
+
+    try:
+        model = _load_text_model(args.checkpoint)
+        ids = model.sample(1, generator=torch.Generator().manual_seed(args.seed),
+                           prompt=args.prompt, max_new_tokens=args.max_new_tokens,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    print(model.tokenizer.decode(ids[0].tolist()))
     return 0
 
 
@@ -106,7 +174,7 @@ def _sample(args: argparse.Namespace) -> int:
     try:
         if args.n < 1:
             raise ValueError(f"--n must be >= 1, got {args.n}")
-        kind, model = kinds.load_model(args.checkpoint)
+        kind, model = _load_image_model(args.checkpoint)
         options = {k: getattr(args, k) for k in ("steps", "guidance")
                    if getattr(args, k) is not None}
         kinds.check_options(kind, options)
@@ -125,7 +193,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from aigc_course.metrics.image import psnr, ssim
 
     try:
-        kind, model = kinds.load_model(args.checkpoint)
+        kind, model = _load_image_model(args.checkpoint)
         if kind.reconstruct is None:
             raise ValueError(f"a {kind.name!r} model cannot reconstruct images")
         x, y = load_images(args.dataset, args.split, image_size=model.config.image_size,
@@ -164,7 +232,7 @@ def evaluation_report(checkpoint: Path, n: int = 1000, seed: int = 0,
 
     if n < 10:
         raise ValueError(f"--n must be at least 10 (the Inception Score's splits), got {n}")
-    kind, model = kinds.load_model(checkpoint)
+    kind, model = _load_image_model(checkpoint)
     metadata = read_checkpoint(checkpoint).get("metadata", {})
     dataset = dataset or metadata.get("dataset")
     if not dataset:
@@ -214,6 +282,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _max_new_tokens() -> int:
+    from aigc_course.train.gpt import MAX_NEW_TOKENS
+
+    return MAX_NEW_TOKENS
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``aigc-course`` argument parser; chapters add sub-commands here."""
     parser = argparse.ArgumentParser(
@@ -245,8 +319,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", default="cpu", help="smoke, cpu, gpu or auto")
     train.add_argument("--steps", type=int, default=None, help="default: the profile's")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--text-file", type=Path, default=None,
+                       help="gpt: train on this UTF-8 file (default: the profile's corpus)")
+    train.add_argument("--tokenizer", choices=("char", "bpe"), default=None,
+                       help="gpt: the tokenizer (default: the profile's, char)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
     train.set_defaults(func=_train)
+
+    score = sub.add_parser("score", help="bits per character of a text file under a gpt model")
+    score.add_argument("checkpoint", type=Path)
+    score.add_argument("--text-file", type=Path, required=True)
+    score.add_argument("--json", action="store_true", help="print the result as JSON")
+    score.set_defaults(func=_score)
+
+    gen = sub.add_parser("generate", help="continue a prompt with a gpt model")
+    gen.add_argument("checkpoint", type=Path)
+    gen.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    gen.add_argument("--max-new-tokens", type=int, default=300,
+                     help=f"tokens to add (at most {_max_new_tokens()})")
+    gen.add_argument("--temperature", type=float, default=0.8, help="0: greedy")
+    gen.add_argument("--top-k", type=int, default=None, help="sample among the k best tokens")
+    gen.add_argument("--top-p", type=float, default=None,
+                     help="sample among the smallest set of tokens with mass >= p, in (0, 1]")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=_generate)
 
     sample = sub.add_parser("sample", help="draw samples from a checkpoint into a .npz")
     sample.add_argument("checkpoint", type=Path)

@@ -457,6 +457,11 @@ class TextProfile(Profile):
         scaling_steps: training steps of each sweep model.
         tradeoff_vocabs: BPE vocabulary sizes of the vocabulary / sequence-length table.
         finetune_steps: fine-tuning steps of the customer-service answerer.
+        finetune_lr: its peak learning rate.
+        support_questions: at most this many questions of each customer-service question
+            set are answered (``None``: all).
+        score_tokens: the final bits per character of the validation and test splits on
+            about this many tokens (``None``: the whole splits).
         sample_chars: characters of the sample texts the notebook prints.
     """
 
@@ -474,21 +479,31 @@ class TextProfile(Profile):
     scaling_steps: int = 600
     tradeoff_vocabs: tuple[int, ...] = (256, 512, 1024, 2048)
     finetune_steps: int = 600
+    finetune_lr: float = 2e-3
+    support_questions: int | None = None
+    score_tokens: int | None = None
     sample_chars: int = 300
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"dataset": "pydoc", "image_size": None, "train_steps": 40, "batch_size": 8,
                   "n_layer": 2, "n_embd": 32, "n_head": 2, "warmup_steps": 5,
-                  "eval_every": 20, "eval_tokens": 2048, "scaling_widths": (16, 32),
+                  "eval_every": 10, "eval_tokens": 2048, "scaling_widths": (16, 32),
                   "scaling_steps": 30, "tradeoff_vocabs": (256, 320),
-                  "finetune_steps": 20, "sample_chars": 80, "num_threads": 2},
-        "cpu": {"dataset": "pydoc", "image_size": None, "train_steps": 1500, "batch_size": 16,
+                  "finetune_steps": 20, "support_questions": 20, "sample_chars": 200,
+                  "num_threads": 1},
+        # about 5 minutes on 2 cores: 2 min of pretraining, 1 of the sweep, 1.5 of
+        # fine-tuning and answering
+        "cpu": {"dataset": "pydoc", "image_size": None, "train_steps": 500, "batch_size": 16,
+                "scaling_steps": 500, "scaling_widths": (32, 64, 128), "finetune_steps": 300,
                 "num_threads": 2},
         "gpu": {"dataset": "stdlib", "image_size": None, "train_steps": 5000, "batch_size": 64,
                 "n_layer": 6, "n_head": 6, "n_embd": 384, "lr": 1e-3,
                 "scaling_widths": (64, 128, 256, 384), "scaling_steps": 2000,
                 "eval_tokens": 65536, "finetune_steps": 1500},
     }
-    DRY_RUN: ClassVar[dict[str, Any]] = {"train_steps": 10, "batch_size": 4, "eval_every": 5,
-                                         "eval_tokens": 1024, "scaling_steps": 5,
+    # the scaling fit needs 5 points: 3 evaluations after the first on each of 3 runs
+    DRY_RUN: ClassVar[dict[str, Any]] = {"train_steps": 10, "batch_size": 4, "eval_every": 3,
+                                         "eval_tokens": 1024, "scaling_steps": 12,
                                          "scaling_widths": 2, "tradeoff_vocabs": 2,
-                                         "finetune_steps": 5, "warmup_steps": 2}
+                                         "finetune_steps": 5, "warmup_steps": 2,
+                                         "support_questions": 4, "score_tokens": 2048,
+                                         "sample_chars": 40}

@@ -251,3 +251,52 @@ def show_class_switch(generate: ConditionalDecoder, z0: Tensor, z1: Tensor, num_
     explorer = ClassSwitch(generate, z0, z1, num_classes, label, steps)
     explorer.show()
     return explorer
+
+
+class TextSlider:
+    """A temperature slider and the text a language model writes at that temperature.
+
+    Args:
+        generate: ``temperature -> text`` (e.g. a seeded
+            :meth:`aigc_course.train.gpt.LanguageModel.generate_text`).
+        temperature: the slider's default.
+        low, high: the slider's range ($\\tau \\ge 0$; 0 is greedy decoding).
+
+    Attributes:
+        widget: the ``ipywidgets.VBox`` to display (the slider above an ``Output``).
+        text: the text of the current state (rewritten when the slider moves).
+    """
+
+    def __init__(self, generate: Callable[[float], str], temperature: float = 0.8,
+                 low: float = 0.0, high: float = 2.0) -> None:
+        import ipywidgets as widgets
+
+        if not 0 <= low <= temperature <= high:
+            raise ValueError(f"need 0 <= low <= temperature <= high, got {low}, "
+                             f"{temperature}, {high}")
+        self.generate = generate
+        self.slider = widgets.FloatSlider(value=temperature, min=low, max=high, step=0.1,
+                                          description="temperature",
+                                          continuous_update=False)
+        self.output = widgets.Output()
+        self.text = self.render()
+        self.slider.observe(self._changed, names="value")
+        self.widget = widgets.VBox([self.slider, self.output])
+
+    def render(self) -> str:
+        """The text at the slider's temperature, under a one-line heading."""
+        return f"temperature {self.slider.value:.1f}:\n{self.generate(self.slider.value)}"
+
+    def _changed(self, _change: object) -> None:
+        self.text = self.render()
+        self.output.clear_output(wait=True)
+        with self.output:
+            print(self.text)
+
+    def show(self) -> None:
+        """Display the widget and, below it, the text of its default state (what a built
+        book or a headless run shows: no kernel answers the slider there)."""
+        from IPython.display import display
+
+        display(self.widget)
+        print(self.text)

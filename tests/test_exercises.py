@@ -104,3 +104,32 @@ def test_ch08_solutions_match_the_package() -> None:
     pr = precision_recall_from_features(real, fake_blur, k=3)
     assert abs(knn_precision(real, fake_blur) - pr["precision"]) < 1e-9
     assert abs(knn_precision(fake_blur, real) - pr["recall"]) < 1e-9
+
+
+def test_ch06_causal_attention_matches_sdpa() -> None:
+    from aigc_course.exercises.ch06 import causal_attention
+
+    q, k, v = torch.randn(3, 2, 4, 9, 8).unbind(0)
+    reference = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(causal_attention(q, k, v), reference, atol=1e-6, rtol=1e-5)
+
+
+def test_ch06_top_p_filter_agrees_with_the_sampler() -> None:
+    from aigc_course.exercises.ch06 import top_p_filter
+    from aigc_course.models.gpt import filter_logits
+
+    logits = torch.randn(50)
+    for p in (0.1, 0.5, 0.9):
+        ours = top_p_filter(logits.softmax(0), p)
+        reference = filter_logits(logits, top_p=p).softmax(0)
+        torch.testing.assert_close(ours, reference)
+
+
+def test_ch06_one_bpe_merge_is_the_tokenizer_first_merge() -> None:
+    from aigc_course.exercises.ch06 import one_bpe_merge
+    from aigc_course.text.tokenizers import ByteBPE
+
+    ids = list(b"aaabdaaabac")
+    pair, merged = one_bpe_merge(ids, 256)
+    assert pair == (97, 97) and merged == [256, 97, 98, 100, 256, 97, 98, 97, 99]
+    assert ByteBPE.train("aaabdaaabac", 257).merges[0] == pair

@@ -230,6 +230,34 @@ def _check_05(r: dict) -> None:
     assert r["fast_train_seconds"] < 30
 
 
+def _check_06(r: dict) -> None:
+    assert r["corpus"] == "pydoc" and sum(r["split_chars"].values()) == r["corpus_chars"]
+    assert r["attention_gap"] < 1e-5                  # eq. (eq-06-attn): measured 1.2e-7
+    assert r["bpe_chars_per_token"] > 2.1             # vocabulary 512: measured 2.27
+    ratios = r["vocab_tradeoff"]["chars_per_token"]   # a larger vocabulary, fewer tokens
+    assert all(a < b for a, b in zip(ratios, ratios[1:], strict=False))
+    kv = r["kv_cache"]                                # smoke: measured 3.0x
+    assert kv["identical"] is True and kv["speedup"] > 1.2
+    # 40 steps of a 28 K-parameter model: measured 4.87 bits/char, below uniform's 6.69
+    assert r["train"]["val_bpc"] < 6.0 and r["train"]["steps"] == 40
+    assert set(r["known_word_rate"]) == {"greedy", "temperature 0.8", "top-k 10", "top-p 0.9",
+                                         "temperature 2.0"}
+    fit = r["scaling"]
+    assert fit["points"] >= 5 and fit["alpha"] >= 0 and fit["beta"] >= 0
+    assert fit["n_opt"] > 0 and fit["d_opt"] > 0
+    table = {(row["questions"], row["setup"]): row for row in r["customer_service"]}
+    assert len(table) == 6
+    for row in table.values():
+        assert 0 <= row["em"] <= row["f1"] + 1e-9 <= 1 + 1e-9
+    # BM25 over fact-level chunks alone (no model): smoke's first 20 questions measured
+    # 0.80 (familiar wording) and 0.40 (new wording); all of them 0.74 and 0.35
+    assert table[("new facts", "retrieval (BM25 top-1)")]["retrieval_accuracy"] > 0.6
+    assert table[("new facts, new wording", "retrieval (BM25 top-1)")]["retrieval_accuracy"] > 0.2
+    # the rule hands over out-of-scope questions on BM25 scores alone: measured 0.90 on
+    # smoke's 20 (0.825 on all 40)
+    assert table[("new facts", "retrieval + hand-over")]["hand_over_rate_out_of_scope"] > 0.7
+
+
 def _check_08(r: dict) -> None:
     # Eq. (eq-08-fid) on Gaussian features: measured 2.504 vs 2.492 (sampling error ~0.01).
     assert abs(r["fid_closed_form"]["estimate"] - r["fid_closed_form"]["exact"]) < 0.05
@@ -282,6 +310,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {"00_setup": _check_00, "01_data": _
                                               "02_foundations": _check_02,
                                               "03_gans": _check_03,
                                               "04_vaes": _check_04, "05_diffusion": _check_05,
+                                              "06_text_generation": _check_06,
                                               "08_evaluation": _check_08}
 
 

@@ -110,3 +110,13 @@ def test_text_splits_is_frozen() -> None:
     splits = TextSplits("a", "b", "c")
     with pytest.raises(AttributeError):
         splits.train = "x"  # type: ignore[misc]
+
+
+def test_known_word_rate() -> None:
+    from aigc_course.text.corpus import known_word_rate
+
+    reference = "The if statement is used for conditional execution."
+    assert known_word_rate("The statement is used", reference) == 1.0
+    assert known_word_rate("The qzx statement vbnm", reference) == 0.5
+    with pytest.raises(ValueError, match="no word of 2 or more letters"):
+        known_word_rate("a 1 2 ;", reference)

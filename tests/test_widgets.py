@@ -174,3 +174,15 @@ def test_class_switch_figure_and_widget_headless(capsys: pytest.CaptureFixture[s
         ClassSwitch(_conditional_generate, z[0], z[1], num_classes=10, label=10)
     with pytest.raises(ValueError, match="latents"):
         class_switch_figure(_conditional_generate, z[0], 10)
+
+
+def test_text_slider_renders_its_default_and_follows_the_slider() -> None:
+    from aigc_course.widgets import TextSlider
+
+    calls: list[float] = []
+    slider = TextSlider(lambda t: calls.append(t) or f"text at {t:.1f}", temperature=0.8)
+    assert slider.text == "temperature 0.8:\ntext at 0.8" and calls == [0.8]
+    slider.slider.value = 1.5
+    assert slider.text.endswith("text at 1.5") and calls[-1] == 1.5
+    with pytest.raises(ValueError, match="0 <= low <= temperature <= high"):
+        TextSlider(lambda t: "", temperature=3.0)

@@ -312,6 +312,7 @@ def generate(model: GPT, idx: Tensor, max_new_tokens: int, *, temperature: float
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    filter_logits(torch.zeros(1, 2), top_k, top_p)          # checks top_k and top_p now
     if idx.ndim != 2 or idx.shape[1] < 1:
         raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
     model.eval()

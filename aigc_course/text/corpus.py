@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import functools
 import gc
+import re
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -230,3 +231,21 @@ def _nearest_boundary(text: str, cut: int, reach: int) -> int:
         if candidates:
             return min(candidates, key=lambda i: (abs(i - cut), i))
     return cut
+
+
+def known_word_rate(sample: str, reference: str, min_length: int = 2) -> float:
+    """The share of ``sample``'s words (letters only, at least ``min_length`` long) that
+    occur in ``reference``: a crude, checkable "does it write English words?".
+
+    Uniformly random letters score near 0; the reference's own text scores 1; a
+    character model that learnt words but not sense scores in between.
+
+    Raises:
+        ValueError: a sample without a word of ``min_length`` letters.
+    """
+    pattern = rf"[A-Za-z]{{{min_length},}}"
+    words = re.findall(pattern, sample)
+    if not words:
+        raise ValueError(f"the sample has no word of {min_length} or more letters")
+    vocabulary = set(re.findall(pattern, reference))
+    return sum(w in vocabulary for w in words) / len(words)

@@ -8,6 +8,7 @@ hours, contact), and question-answer pairs about it:
 - ``train``: questions from the *training* paraphrase templates about the *training* facts;
 - ``held_out``: questions from *held-out* templates about *held-out* facts, a (product,
   attribute) pair never asked in training, so answering needs the passage (retrieval);
+- ``unseen_facts``: the held-out facts once each, in a *training* template's words;
 - ``out_of_scope``: products the shop does not sell, and off-topic questions; the right
   response is to hand over to a person (``passage_id=None``, answer :data:`HAND_OVER`).
 
@@ -160,6 +161,10 @@ class SupportSet:
     held_out: tuple[QA, ...]
     out_of_scope: tuple[QA, ...]
     seed: int
+    #: the held-out facts asked with the *training* templates: new facts, familiar wording
+    #: (what a reader that copies from the passage should answer; ``held_out`` adds new
+    #: wording on top)
+    unseen_facts: tuple[QA, ...] = ()
 
     def passage(self, passage_id: str) -> Passage:
         """The passage called ``passage_id``."""
@@ -202,8 +207,52 @@ def _plural(n: int, unit: str) -> str:
     return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
+def _product(product: str, rng: np.random.Generator
+             ) -> tuple[str, dict[str, str], dict[str, str]]:
+    """A product's passage, its attributes' answers and one sentence per attribute (the
+    chunks of ``chunks=True``), the values drawn from ``rng``."""
+    answers = {"price": f"{10 * int(rng.integers(1, 21)) - 1} euros",
+               "warranty": _plural(int(rng.choice([1, 2, 3, 5])), "year"),
+               "returns": f"{rng.choice([14, 30, 60])} days",
+               "colour": str(rng.choice(COLOURS)),
+               "delivery": _plural(int(rng.choice([1, 2, 3, 5, 7])), "day")}
+    fields = {"price": f"price {answers['price']}", "warranty": f"warranty {answers['warranty']}",
+              "returns": f"returns within {answers['returns']}",
+              "colour": f"colour {answers['colour']}",
+              "delivery": f"delivery in {answers['delivery']}"}
+    text = f"{product}: " + "; ".join(fields[a] for a in PRODUCT_ATTRIBUTES) + "."
+    chunks = {a: f"{product}: {fields[a]}." for a in PRODUCT_ATTRIBUTES}
+    return text, answers, chunks
+
+
+def reading_examples(n: int, seed: int = 0, chunks: bool = False
+                     ) -> list[tuple[str, str, str]]:
+    """``n`` synthetic reading exercises ``(context, question, answer)``.
+
+    Each is a product passage in the knowledge base's format with *freshly drawn* values
+    (any name of the ``NAMES x ITEMS`` grid), a training template's question about it, and
+    the answer copied from that passage. A model fine-tuned on them cannot answer from
+    memory, as the values change every time: it has to read (counterfactual data
+    augmentation). No held-out template is used, and no fact of the shop: the values are
+    random, not the catalogue's.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = np.random.default_rng([seed, 6])
+    grid = [f"{name} {item}" for name in NAMES for item in ITEMS]
+    out = []
+    for _ in range(n):
+        product = grid[int(rng.integers(len(grid)))]
+        text, answers, sentences = _product(product, rng)
+        attribute = PRODUCT_ATTRIBUTES[int(rng.integers(len(PRODUCT_ATTRIBUTES)))]
+        templates = TEMPLATES[attribute][0]
+        question = templates[int(rng.integers(len(templates)))].format(p=product)
+        out.append((sentences[attribute] if chunks else text, question, answers[attribute]))
+    return out
+
+
 def make_support_set(seed: int = 0, n_products: int = 40, held_out_fraction: float = 0.3,
-                     n_out_of_scope: int = 40) -> SupportSet:
+                     n_out_of_scope: int = 40, chunks: bool = False) -> SupportSet:
     """Generate the shop's passages and questions, the same for the same arguments.
 
     Each fact (a product's price, warranty, return window, colour or delivery time, or one of
@@ -216,6 +265,10 @@ def make_support_set(seed: int = 0, n_products: int = 40, held_out_fraction: flo
         n_products: products in the catalogue, drawn from the ``NAMES x ITEMS`` grid (1-120).
         held_out_fraction: share of the facts asked only in ``held_out``, in ``(0, 1)``.
         n_out_of_scope: out-of-scope questions, about a third of them off-topic.
+        chunks: cut each product's passage into one passage per attribute ("Aurora kettle:
+            colour red."), the retrieval units of a fact-level index: the retriever then
+            has to find the attribute too, and the reader reads one sentence. The same
+            seed gives the same facts and questions either way.
 
     Returns:
         A :class:`SupportSet`; ``train`` and ``held_out`` shuffled.
@@ -232,16 +285,15 @@ def make_support_set(seed: int = 0, n_products: int = 40, held_out_fraction: flo
     passages: list[Passage] = []
     facts: list[tuple[str, str | None, str, str]] = []
     for i, product in enumerate(catalogue):
-        answers = {"price": f"{10 * int(rng.integers(1, 21)) - 1} euros",
-                   "warranty": _plural(int(rng.choice([1, 2, 3, 5])), "year"),
-                   "returns": f"{rng.choice([14, 30, 60])} days",
-                   "colour": str(rng.choice(COLOURS)),
-                   "delivery": _plural(int(rng.choice([1, 2, 3, 5, 7])), "day")}
-        text = (f"{product}: price {answers['price']}; warranty {answers['warranty']}; "
-                f"returns within {answers['returns']}; colour {answers['colour']}; "
-                f"delivery in {answers['delivery']}.")
-        passages.append(Passage(f"product-{i:02d}", product, text))
-        facts += [(f"product-{i:02d}", product, a, answers[a]) for a in PRODUCT_ATTRIBUTES]
+        text, answers, sentences = _product(product, rng)
+        if chunks:
+            passages += [Passage(f"product-{i:02d}-{a}", product, sentences[a])
+                         for a in PRODUCT_ATTRIBUTES]
+            facts += [(f"product-{i:02d}-{a}", product, a, answers[a])
+                      for a in PRODUCT_ATTRIBUTES]
+        else:
+            passages.append(Passage(f"product-{i:02d}", product, text))
+            facts += [(f"product-{i:02d}", product, a, answers[a]) for a in PRODUCT_ATTRIBUTES]
     cost, free, days = rng.choice([3, 4, 5]), rng.choice([40, 50, 60]), rng.choice([5, 7, 10])
     last = rng.choice(["Friday", "Saturday"])
     opens, closes = rng.choice([8, 9]), rng.choice([17, 18])
@@ -274,6 +326,8 @@ def make_support_set(seed: int = 0, n_products: int = 40, held_out_fraction: flo
 
     train = [qa for j, f in enumerate(facts) if j not in held for qa in ask(f, 0)]
     held_out = [qa for j, f in enumerate(facts) if j in held for qa in ask(f, 1)]
+    unseen_facts = [ask(f, 0)[j % len(TEMPLATES[f[2]][0])] for j, f in enumerate(facts)
+                    if j in held]                       # one training template per fact
 
     # (3) out of scope: off-topic questions and products the shop does not sell
     unknown = sorted({f"{n} {i}" for n in NAMES + OTHER_NAMES for i in ITEMS + OTHER_ITEMS}
@@ -290,7 +344,8 @@ def make_support_set(seed: int = 0, n_products: int = 40, held_out_fraction: flo
         out.append(QA(template.format(p=product), HAND_OVER, None, str(product), attribute))
 
     shuffle = lambda qas: tuple(qas[i] for i in rng.permutation(len(qas)))
-    return SupportSet(tuple(passages), shuffle(train), shuffle(held_out), tuple(out), seed)
+    return SupportSet(tuple(passages), shuffle(train), shuffle(held_out), tuple(out), seed,
+                      tuple(unseen_facts))
 
 
 # ---------------------------------------------------------------- SQuAD-style metrics

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,9 +233,39 @@ def random_windows(ids: Tensor, batch_size: int, block_size: int,
     return windows[:, :-1], windows[:, 1:]
 
 
+def example_batches(examples: list[Tensor], prompt_lengths: list[int], batch_size: int,
+                    generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A batch of whole examples for fine-tuning, the loss on their answers only.
+
+    Each example is a prompt and its answer (token ids); the targets of the prompt's
+    positions and of the padding are ``-1`` (ignored by the loss), so the model learns
+    to answer, not to write questions. Examples are padded to the batch's longest.
+
+    Returns:
+        ``x``, ``y``: ``(B, T_max)``.
+    """
+    picks = torch.randint(len(examples), (batch_size,), generator=generator).tolist()
+    T = max(len(examples[i]) for i in picks) - 1
+    x = torch.zeros(batch_size, T, dtype=torch.long)
+    y = torch.full((batch_size, T), -1, dtype=torch.long)
+    for row, i in enumerate(picks):
+        ids, start = examples[i], prompt_lengths[i]
+        x[row, :len(ids) - 1] = ids[:-1]
+        y[row, start - 1:len(ids) - 1] = ids[start:]              # predict the answer only
+    return x, y
+
+
 def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
-        config: GPTTrainConfig, generator: torch.Generator) -> dict[str, list[float]]:
-    """Train ``model`` in place on ``train_ids``: the loop pretraining and fine-tuning share.
+        config: GPTTrainConfig, generator: torch.Generator,
+        batches: Callable[[torch.Generator], tuple[Tensor, Tensor]] | None = None
+        ) -> dict[str, list[float]]:
+    """Train ``model`` in place: the loop pretraining and fine-tuning share.
+
+    Args:
+        train_ids: the text to draw random windows from (:func:`random_windows`).
+        val_ids: the text scored every ``config.eval_every`` steps.
+        batches: ``generator -> (x, y)`` instead of random windows of ``train_ids``
+            (fine-tuning's :func:`example_batches`).
 
     Returns:
         ``history``: per step ``loss`` (nats per token), ``lr``, ``grad_norm``, ``tokens``
@@ -257,7 +288,8 @@ def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = random_windows(train_ids, config.batch_size, T, generator)
+        x, y = (batches(generator) if batches is not None
+                else random_windows(train_ids, config.batch_size, T, generator))
         optimizer.zero_grad(set_to_none=True)
         _, loss, _ = model(x.to(device), y.to(device))
         assert loss is not None
@@ -268,7 +300,8 @@ def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
         history["loss"].append(float(loss.detach()))
         history["lr"].append(lr)
         history["grad_norm"].append(float(norm))
-        history["tokens"].append(float((step + 1) * config.batch_size * T))
+        seen = history["tokens"][-1] if history["tokens"] else 0.0
+        history["tokens"].append(seen + float(x.numel()))
         history["seconds"].append(time.perf_counter() - start)
         last = step == config.steps - 1
         if last or (config.eval_every and (step + 1) % config.eval_every == 0):
@@ -394,7 +427,7 @@ def train_from_profile(p: TextProfile, *, dataset: str | None = None,
 
     Returns:
         The :class:`~aigc_course.kinds.Trained` model; its ``metrics`` hold ``val_bpc``
-        and ``test_bpc`` on the whole splits.
+        and ``test_bpc`` on the whole splits (``p.score_tokens`` of them in a dry run).
     """
     if image_size is not None:
         raise ValueError("--image-size does not apply to a 'gpt' model")
@@ -408,7 +441,8 @@ def train_from_profile(p: TextProfile, *, dataset: str | None = None,
             lm, history = train_gpt(data, config_from_profile(p, data.tokenizer.vocab_size),
                                     config)
         chars = token_chars(data.tokenizer)
-        scores = {f"{split}_bpc": bits_per_char(lm.gpt, data.split(split), chars)
+        scores = {f"{split}_bpc": bits_per_char(lm.gpt, data.split(split), chars,
+                                                max_tokens=p.score_tokens)
                   for split in ("val", "test")}
     metrics = {"dataset": data.source, "image_size": None, "conditional": False,
                "tokenizer": data.tokenizer.name, "vocab_size": data.tokenizer.vocab_size,
