@@ -286,7 +286,8 @@ def filter_logits(logits: Tensor, top_k: int | None = None, top_p: float | None 
 @torch.no_grad()
 def generate(model: GPT, idx: Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None,
-             generator: torch.Generator | None = None, use_cache: bool = True) -> Tensor:
+             generator: torch.Generator | None = None, use_cache: bool = True,
+             context: int | None = None) -> Tensor:
     """Continue ``idx`` by ``max_new_tokens`` tokens.
 
     Each step turns the last position's logits $\\ell$ into $p = \\mathrm{softmax}(\\ell/\\tau)$
@@ -304,6 +305,8 @@ def generate(model: GPT, idx: Tensor, max_new_tokens: int, *, temperature: float
         top_k, top_p: see :func:`filter_logits`.
         generator: the random source of the draws.
         use_cache: keep keys and values between steps.
+        context: the longest context the model sees (``None``: ``block_size``); a model
+            trained on shorter windows than its ``block_size`` keeps to what it learnt.
 
     Returns:
         ``(B, T + max_new_tokens)`` token ids: the prompt and its continuation.
@@ -316,7 +319,7 @@ def generate(model: GPT, idx: Tensor, max_new_tokens: int, *, temperature: float
     if idx.ndim != 2 or idx.shape[1] < 1:
         raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
     model.eval()
-    block = model.config.block_size
+    block = min(context or model.config.block_size, model.config.block_size)
     cache: KVCache | None = None
     for _ in range(max_new_tokens):
         if use_cache and cache is not None and idx.shape[1] <= block:

@@ -64,8 +64,9 @@ def finetune(base: LanguageModel, examples: list[tuple[str, str]], config: GPTTr
         ValueError: characters the base's vocabulary lacks, or an example longer than
             its context.
     """
+    # the whole block: a base pretrained on shorter windows learns the longer positions here
     model = LanguageModel(copy.deepcopy(base.gpt).to(config.device), base.tokenizer,
-                          dict(base.info))
+                          dict(base.info), context=base.config.block_size)
     encoded = [(model.encode(prompt), model.encode(answer)) for prompt, answer in examples]
     block = model.config.block_size
     too_long = [i for i, (p, a) in enumerate(encoded) if len(p) + len(a) > block]

@@ -67,7 +67,10 @@ class GPTTrainConfig:
         betas: AdamW's $\\beta_1, \\beta_2$ (0.99: small batches, as nanoGPT's char recipe).
         grad_clip: the largest gradient norm (0: no clipping).
         eval_every: validation bits per character every this many steps (0: only at the
-            end), on ``eval_tokens`` tokens of the validation split.
+            end), on ``eval_tokens`` tokens of the validation split (``None``: all).
+        window: train on random windows of this many tokens (``None``: ``block_size``);
+            shorter windows learn faster per token at first, and the model is then used
+            with that context (:attr:`LanguageModel.context`).
         seed: initialisation and windows.
         device: ``"cpu"`` or ``"cuda"``.
         progress: show a ``tqdm`` bar.
@@ -82,7 +85,8 @@ class GPTTrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0
     eval_every: int = 100
-    eval_tokens: int = 8192
+    eval_tokens: int | None = 8192
+    window: int | None = None
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -175,7 +179,7 @@ def token_chars(tokenizer: CharTokenizer | ByteBPE) -> Tensor:
 
 @torch.no_grad()
 def bits_per_char(model: GPT, ids: Tensor, chars: Tensor, *, max_tokens: int | None = None,
-                  batch_size: int = 32) -> float:
+                  batch_size: int = 32, window: int | None = None) -> float:
     """Bits per character of the text ``ids`` under ``model``.
 
     $\\mathrm{bpc} = \\frac{-\\sum_t \\log p_\\theta(x_t \\mid x_{<t})}{\\ln 2 \\cdot
@@ -190,13 +194,14 @@ def bits_per_char(model: GPT, ids: Tensor, chars: Tensor, *, max_tokens: int | N
         max_tokens: score about this many predictions, in windows spread evenly over the
             text (``None``: all).
         batch_size: windows per forward pass.
+        window: predictions per window (``None``: ``block_size``).
     """
     if ids.numel() < 2:
         raise ValueError("bits_per_char needs at least 2 tokens")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    T = model.config.block_size
+    T = min(window or model.config.block_size, model.config.block_size)
     n = ids.numel() - 1                                             # predictions
     starts = list(range(0, n, T))
     if max_tokens is not None and max_tokens < n:                  # windows spread evenly
@@ -289,7 +294,8 @@ def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = (batches(generator) if batches is not None
-                else random_windows(train_ids, config.batch_size, T, generator))
+                else random_windows(train_ids, config.batch_size, config.window or T,
+                                    generator))
         optimizer.zero_grad(set_to_none=True)
         _, loss, _ = model(x.to(device), y.to(device))
         assert loss is not None
@@ -307,7 +313,8 @@ def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
         if last or (config.eval_every and (step + 1) % config.eval_every == 0):
             history["val_step"].append(float(step + 1))
             history["val_bpc"].append(bits_per_char(model, val_ids, chars,
-                                                    max_tokens=config.eval_tokens))
+                                                    max_tokens=config.eval_tokens,
+                                                    window=config.window))
             history["val_tokens"].append(history["tokens"][-1])
             history["val_seconds"].append(history["seconds"][-1])
     model.eval()
@@ -319,14 +326,17 @@ class LanguageModel:
 
     Attributes:
         gpt: the network. tokenizer: its tokenizer. info: how it was trained.
+        context: the longest context it was trained on (at most ``block_size``):
+            sampling and scoring keep to it.
     """
 
     def __init__(self, gpt: GPT, tokenizer: CharTokenizer | ByteBPE,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, context: int | None = None) -> None:
         if gpt.config.vocab_size != tokenizer.vocab_size:
             raise ValueError(f"the GPT has {gpt.config.vocab_size} token ids, the tokenizer "
                              f"{tokenizer.vocab_size}")
         self.gpt, self.tokenizer, self.info = gpt, tokenizer, dict(info or {})
+        self.context = min(context or gpt.config.block_size, gpt.config.block_size)
 
     @property
     def config(self) -> GPTConfig:
@@ -371,7 +381,8 @@ class LanguageModel:
         device = next(self.gpt.parameters()).device
         idx = self.encode(prompt).to(device).repeat(n, 1)             # (n, T_prompt)
         return generate(self.gpt, idx, max_new_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, generator=generator, use_cache=use_cache).cpu()
+                        top_p=top_p, generator=generator, use_cache=use_cache,
+                        context=self.context).cpu()
 
     def generate_text(self, prompt: str = "\n", max_new_tokens: int = 200, *, seed: int = 0,
                       **options: Any) -> str:
@@ -383,7 +394,7 @@ class LanguageModel:
     def bits_per_char(self, text: str, max_tokens: int | None = None) -> float:
         """Bits per character of ``text`` under the model (:func:`bits_per_char`)."""
         return bits_per_char(self.gpt, self.encode(text), token_chars(self.tokenizer),
-                             max_tokens=max_tokens)
+                             max_tokens=max_tokens, window=self.context)
 
 
 def train_gpt(data: TextData, model_config: GPTConfig, config: GPTTrainConfig
@@ -395,7 +406,7 @@ def train_gpt(data: TextData, model_config: GPTConfig, config: GPTTrainConfig
         gpt = GPT(model_config).to(config.device)
         history = fit(gpt, data.train, data.val, token_chars(data.tokenizer), config,
                       generator)
-    return LanguageModel(gpt.cpu(), data.tokenizer), history
+    return LanguageModel(gpt.cpu(), data.tokenizer, context=config.window), history
 
 
 def config_from_profile(p: TextProfile, vocab_size: int, **changes: Any) -> GPTConfig:
@@ -410,8 +421,8 @@ def train_config_from_profile(p: TextProfile, *, steps: int | None = None, seed:
     """The training run of a profile (``steps=None``: the profile's ``train_steps``)."""
     return GPTTrainConfig(steps=steps or p.train_steps, batch_size=p.batch_size, lr=p.lr,
                           warmup=p.warmup_steps, eval_every=p.eval_every,
-                          eval_tokens=p.eval_tokens, seed=seed, device=p.device,
-                          progress=progress)
+                          eval_tokens=p.eval_tokens, window=p.train_window, seed=seed,
+                          device=p.device, progress=progress)
 
 
 def train_from_profile(p: TextProfile, *, dataset: str | None = None,
@@ -442,14 +453,15 @@ def train_from_profile(p: TextProfile, *, dataset: str | None = None,
                                     config)
         chars = token_chars(data.tokenizer)
         scores = {f"{split}_bpc": bits_per_char(lm.gpt, data.split(split), chars,
-                                                max_tokens=p.score_tokens)
+                                                max_tokens=p.score_tokens, window=lm.context)
                   for split in ("val", "test")}
     metrics = {"dataset": data.source, "image_size": None, "conditional": False,
                "tokenizer": data.tokenizer.name, "vocab_size": data.tokenizer.vocab_size,
                "params": lm.gpt.num_params(), "seconds": timer.seconds,
                "threads": p.num_threads, "steps": config.steps, "seed": seed,
                "tokens_seen": history["tokens"][-1], "final_loss": history["loss"][-1],
-               "chars": data.chars, **scores, "train": _plain(config)}
+               "chars": data.chars, "context": lm.context, **scores,
+               "train": _plain(config)}
     lm.info = dict(metrics)
     return Trained(lm, NAME, metrics, history, "trained", timer.seconds)
 
@@ -462,7 +474,8 @@ def _plain(config: GPTTrainConfig) -> dict[str, Any]:
 def save_gpt(model: LanguageModel, path: str | Path,
              metadata: dict[str, Any] | None = None) -> Path:
     """Save a :class:`LanguageModel` (network, config and tokenizer) in the common format."""
-    config = {"model": model.config.to_dict(), "tokenizer": model.tokenizer.to_config()}
+    config = {"model": model.config.to_dict(), "tokenizer": model.tokenizer.to_config(),
+              "context": model.context}
     return save_checkpoint(path, NAME, model.gpt, config, metadata)
 
 
@@ -477,7 +490,8 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "?") ->
         gpt = GPT(GPTConfig(**config["model"]))
         gpt.load_state_dict(checkpoint["state_dict"])
         tokenizer = tokenizer_from_config(config["tokenizer"])
-        model = LanguageModel(gpt.eval(), tokenizer, checkpoint.get("metadata", {}))
+        model = LanguageModel(gpt.eval(), tokenizer, checkpoint.get("metadata", {}),
+                              context=config.get("context"))
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f"{path}: the GPT's config and weights do not fit "
                          f"({type(error).__name__}: {error})") from error
