@@ -74,7 +74,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path: Path,
     assert main(["sample", str(foreign), "--out", str(tmp_path / "x.npz")]) == 2
     assert "not an aigc_course model checkpoint" in capsys.readouterr().err
     assert main(["sample", str(JUDGE_PATH), "--out", str(tmp_path / "x.npz")]) == 2
-    assert ("holds a 'judge' checkpoint, not a generative model; valid kinds: ddpm, gan, vae"
+    assert ("holds a 'judge' checkpoint, not a generative model; valid kinds: ddpm, gan, gpt, vae"
             in capsys.readouterr().err)
     assert not (tmp_path / "x.npz").exists()
 

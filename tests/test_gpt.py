@@ -236,3 +236,25 @@ def test_short_training_reaches_the_bits_per_char_bar() -> None:
     bpc = G.bits_per_char(lm.gpt, data.val, G.token_chars(data.tokenizer))
     assert bpc < 3.5
     assert history["loss"][-1] < history["loss"][0] - 1.5
+
+
+def test_a_shorter_training_window_is_the_model_context(tmp_path: Path) -> None:
+    """Trained on 8-token windows of a 16-position model: sampling and scoring keep to 8,
+    the checkpoint remembers it, and a cached and a plain generation still agree."""
+    file = tmp_path / "corpus.txt"
+    file.write_text("The quick brown fox jumps over the lazy dog.\n\n" * 60)
+    kind = kinds.get("gpt")
+    p = kinds.profile_for(kind, "smoke", block_size=16, train_window=8, eval_every=0)
+    trained = kind.train(p, dataset=str(file), steps=3, progress=False)
+    lm = trained.model
+    assert lm.context == 8 and trained.metrics["context"] == 8
+    loaded = kinds.load_model(kind.save(lm, tmp_path / "g.pt", trained.metrics))[1]
+    assert loaded.context == 8
+    prompt = lm.encode("The ")[None]
+    cached = generate(lm.gpt, prompt, 20, temperature=0, context=8)
+    plain = generate(lm.gpt, prompt, 20, temperature=0, context=8, use_cache=False)
+    assert torch.equal(cached, plain)
+    # the window changes the score: each window of 8 starts a fresh context
+    ids = lm.encode("The quick brown fox jumps over the lazy dog. " * 4)
+    chars = G.token_chars(lm.tokenizer)
+    assert G.bits_per_char(lm.gpt, ids, chars, window=8) != G.bits_per_char(lm.gpt, ids, chars)

@@ -96,7 +96,7 @@ def test_sample_model_rejects_unknown_kinds(tmp_path) -> None:  # noqa: ANN001
 
     flow = save_checkpoint(tmp_path / "flow.pt", "flow", torch.nn.Linear(2, 2), {})
     with pytest.raises(ValueError, match="holds a 'flow' checkpoint, not a generative model; "
-                                         "valid kinds: ddpm, gan, vae"):
+                                         "valid kinds: ddpm, gan, gpt, vae"):
         sample_model(flow, 4)
     with pytest.raises(ValueError, match=r"--steps do not apply to a 'vae' model"):
         sample_model(shipped_checkpoints()["VAE (04)"], 4, steps=10)
