@@ -15,8 +15,8 @@ Chapters extend a profile with their own knobs by subclassing :class:`Profile`
 (per-profile values of the new knobs go in the class's ``PRESETS``) and passing
 ``cls=`` to :func:`resolve`, or by ``profile.replace(...)``. Every chapter's class lives
 here, in one place: :class:`DataProfile` (01), :class:`FoundationsProfile` (02),
-:class:`GANProfile` (03), :class:`VAEProfile` (04), :class:`DiffusionProfile` (05) and
-:class:`EvaluationProfile` (08); a model kind names its class
+:class:`GANProfile` (03), :class:`VAEProfile` (04), :class:`DiffusionProfile` (05),
+:class:`TextProfile` (06) and :class:`EvaluationProfile` (08); a model kind names its class
 (:mod:`aigc_course.kinds`). The dataset
 is a knob like any other, so the ``gpu`` profile runs on an offline GPU machine with
 ``resolve("gpu", dataset="mnist5k")``.

@@ -165,6 +165,8 @@ class SupportSet:
     #: (what a reader that copies from the passage should answer; ``held_out`` adds new
     #: wording on top)
     unseen_facts: tuple[QA, ...] = ()
+    #: one passage per fact (``make_support_set(chunks=True)``) instead of one per product
+    chunks: bool = False
 
     def passage(self, passage_id: str) -> Passage:
         """The passage called ``passage_id``."""
@@ -345,7 +347,7 @@ def make_support_set(seed: int = 0, n_products: int = 40, held_out_fraction: flo
 
     shuffle = lambda qas: tuple(qas[i] for i in rng.permutation(len(qas)))
     return SupportSet(tuple(passages), shuffle(train), shuffle(held_out), tuple(out), seed,
-                      tuple(unseen_facts))
+                      tuple(unseen_facts), chunks)
 
 
 # ---------------------------------------------------------------- SQuAD-style metrics

@@ -146,9 +146,8 @@ def customer_service(base: LanguageModel, support: SupportSet, config: GPTTrainC
                          "text that contains them")
     with Timer() as timer:
         closed = finetune(base, training_examples(support, False), config)
-        chunks = any(p.id.count("-") > 1 for p in support.passages)   # chunks=True ids
         reader = finetune(base, training_examples(support, True, reading, config.seed,
-                                                  chunks), config)
+                                                  support.chunks), config)
     retriever = support.retriever()
     threshold = choose_threshold(top_scores(support.train, retriever), keep=keep)
     answer_closed = answerer(closed, max_answer_tokens)

@@ -13,7 +13,7 @@ model spends on a text, over $\\ln 2$ times the text's characters
 :class:`LanguageModel` is a trained GPT with its tokenizer, the model of kind ``gpt``
 of :mod:`aigc_course.kinds`: its ``sample`` returns token ids and
 :meth:`LanguageModel.generate_text` text. No checkpoint ships (the corpus depends on the
-Python version, and the cpu profile trains one in about two minutes);
+Python version, and the cpu profile trains one in about a minute);
 :func:`~aigc_course.kinds.load_or_train` caches what it trains.
 
 Simplified: no dropout, no gradient accumulation, fp32 (the chapter on training at
