@@ -13,6 +13,11 @@
   -- draw samples from any checkpoint (``--steps``/``--guidance``: diffusion only); the
   file holds ``images`` ``(N, C, H, W)`` in ``[-1, 1]`` and ``labels`` (``-1`` for an
   unconditional model).
+* ``aigc-course compress CKPT --method METHOD [--sparsity F] [--keep F] [--width F]
+  [--steps N] [--start N] [--round-steps N] [--seed S] --out small.pt`` -- prune, distil
+  or quantise a checkpoint into another of the same kind
+  (:func:`aigc_course.compress.methods.compress_checkpoint`; methods per kind in
+  :data:`~aigc_course.compress.methods.METHODS`); it samples and evaluates like any.
 * ``aigc-course reconstruct CKPT [--split test] [--n 16] [--out rec.npz]`` -- encode and
   decode real images (kinds that can), printing PSNR and SSIM.
 * ``aigc-course train gpt [--text-file F] [--tokenizer char|bpe] --out g.pt`` -- the text
@@ -175,7 +180,7 @@ def _sample(args: argparse.Namespace) -> int:
         if args.n < 1:
             raise ValueError(f"--n must be >= 1, got {args.n}")
         kind, model = _load_image_model(args.checkpoint)
-        options = {k: getattr(args, k) for k in ("steps", "guidance")
+        options = {k: getattr(args, k) for k in ("steps", "guidance", "sampler")
                    if getattr(args, k) is not None}
         kinds.check_options(kind, options)
         images, labels, _ = kinds.draw(model, args.n, label=args.label, seed=args.seed,
@@ -185,6 +190,20 @@ def _sample(args: argparse.Namespace) -> int:
     _save_npz(args.out, images=images.float(), labels=labels.long())
     print(json.dumps({"kind": kind.name, "n": len(images), "shape": list(images.shape),
                       "out": str(args.out)}))
+    return 0
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from aigc_course.compress.methods import compress_checkpoint
+
+    options = {k: getattr(args, k) for k in ("sparsity", "keep", "width", "steps", "start",
+                                             "round_steps", "seed")}
+    try:
+        record = compress_checkpoint(args.checkpoint, args.method, args.out,
+                                     progress=not args.quiet, **options)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    print(json.dumps(record, indent=1))
     return 0
 
 
@@ -272,7 +291,8 @@ def _format_report(report: dict[str, object]) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    options = {k: getattr(args, k) for k in ("steps", "guidance") if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in ("steps", "guidance", "sampler")
+               if getattr(args, k) is not None}
     try:
         report = evaluation_report(args.checkpoint, args.n, args.seed, args.dataset,
                                    args.inception, **options)
@@ -350,7 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--label", type=int, default=None, help="class (conditional models)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--steps", type=int, default=None,
-                        help="sampling steps (diffusion; default 50 DDIM steps)")
+                        help="sampling steps (diffusion; default 50, or a distilled "
+                             "student's own)")
+    sample.add_argument("--sampler", default=None, choices=["ddim", "dpm++2m"],
+                        help="diffusion sampler (default ddim)")
     sample.add_argument("--guidance", type=float, default=None,
                         help="classifier-free guidance scale w (conditional diffusion)")
     sample.add_argument("--out", type=Path, required=True, help="the .npz to write")
@@ -360,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("checkpoint", type=Path)
     ev.add_argument("--n", type=int, default=1000, help="samples (FID is biased on few)")
     ev.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion)")
+    ev.add_argument("--sampler", default=None, choices=["ddim", "dpm++2m"],
+                    help="diffusion sampler (default ddim)")
     ev.add_argument("--guidance", type=float, default=None,
                     help="classifier-free guidance scale w (conditional diffusion)")
     ev.add_argument("--seed", type=int, default=0)
@@ -369,6 +394,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also Inception-v3 FID (needs its weights; says so when absent)")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=_evaluate)
+
+    comp = sub.add_parser("compress", help="prune, distil or quantise a checkpoint")
+    comp.add_argument("checkpoint", type=Path)
+    comp.add_argument("--method", required=True,
+                      help="gan: magnitude, channels, student, int8; ddpm: steps, int8")
+    comp.add_argument("--sparsity", type=float, help="magnitude: share of weights set to 0")
+    comp.add_argument("--keep", type=float, help="channels: share of each level's channels")
+    comp.add_argument("--width", type=float, help="student: channels relative to the teacher")
+    comp.add_argument("--steps", type=int,
+                      help="channels, student: distillation steps; ddpm steps: the student's "
+                           "sampling steps")
+    comp.add_argument("--start", type=int, help="ddpm steps: the teacher's sampling steps")
+    comp.add_argument("--round-steps", type=int, help="ddpm steps: training steps per halving")
+    comp.add_argument("--seed", type=int)
+    comp.add_argument("--quiet", action="store_true", help="no progress bar")
+    comp.add_argument("--out", type=Path, required=True, help="the checkpoint to write")
+    comp.set_defaults(func=_compress)
 
     rec = sub.add_parser("reconstruct", help="reconstruct real images; print PSNR and SSIM")
     rec.add_argument("checkpoint", type=Path)

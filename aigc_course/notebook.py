@@ -7,8 +7,9 @@
 * ``python -m aigc_course.notebook strip NB...`` -- remove outputs, except cells
   marked ``# NBVAL_CHECK_OUTPUT`` (``make strip``).
 * ``python -m aigc_course.notebook refresh NB...`` -- execute on the smoke profile and
-  keep the marked cells' outputs, which ``nbval --nbval-lax`` then compares
-  (``make outputs``).
+  keep the marked cells' outputs (``make outputs``), which :func:`compare_checked_outputs`
+  compares with a later run's (the notebook tests: one execution serves the recorded
+  results and the marked outputs, as ``nbval --nbval-lax`` would compare them).
 * ``python -m aigc_course.notebook student NB... --out DIR`` -- student versions:
   each code cell tagged ``solution`` becomes a stub that raises
   ``NotImplementedError("Exercise ...")``, markdown cells tagged ``solution`` (the
@@ -93,8 +94,73 @@ def package_tour() -> Any:
 # --- strip and student versions --------------------------------------------------------
 
 def is_checked(cell: dict) -> bool:
-    """Whether a code cell's output is committed and compared by ``nbval --nbval-lax``."""
+    """Whether a code cell's output is committed and compared by :func:`compare_checked_outputs`."""
     return cell.get("cell_type") == "code" and CHECK_MARKER in cell.get("source", "")
+
+
+#: What may differ between two runs of a marked cell: (regular expression, replacement),
+#: applied to both texts before they are compared (nbval's ``--nbval-sanitize-with``).
+SANITIZE: tuple[tuple[str, str], ...] = (
+    (r"0x[0-9a-fA-F]+", "0xADDRESS"),          # memory addresses
+    (r"\d+(\.\d+)? ?(ms|s)\b", "TIME"),        # wall times
+)
+
+
+def _output_texts(cell: dict) -> list[tuple[str, str]]:
+    """A code cell's outputs as ``(kind, text)``: streams, plain-text results and errors.
+
+    Images and HTML are left out, as ``nbval --nbval-lax`` leaves out what it cannot compare
+    as text (a PNG's bytes change with the matplotlib version).
+    """
+    texts = []
+    for out in cell.get("outputs", []):
+        kind = out.get("output_type")
+        if kind == "stream":
+            texts.append((f"stream {out.get('name')}", out.get("text", "")))
+        elif kind in ("execute_result", "display_data") and "text/plain" in out.get("data", {}):
+            if "image/png" not in out["data"]:  # a figure's repr ("<Figure ...>") is noise
+                texts.append((kind, out["data"]["text/plain"]))
+        elif kind == "error":
+            texts.append(("error", f"{out.get('ename')}: {out.get('evalue')}"))
+    return [(k, _sanitized(t if isinstance(t, str) else "".join(t))) for k, t in texts]
+
+
+def _sanitized(text: str) -> str:
+    for pattern, replacement in SANITIZE:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def compare_checked_outputs(committed: nbformat.NotebookNode,
+                            executed: nbformat.NotebookNode) -> list[str]:
+    """The marked cells whose outputs in ``executed`` differ from the committed ones.
+
+    Cells are matched by their source (papermill adds an ``injected-parameters`` cell).
+    Streams of the same name are joined first, as a kernel may split one print into
+    several messages. Returns one message per difference, with both texts; ``[]`` when
+    all agree.
+    """
+    runs = {c.source: c for c in executed.cells if is_checked(c)}
+    problems = []
+    for cell in (c for c in committed.cells if is_checked(c)):
+        ran = runs.get(cell.source)
+        if ran is None:
+            problems.append(f"marked cell not run: {cell.source[:60]!r}")
+            continue
+        want, got = _joined(_output_texts(cell)), _joined(_output_texts(ran))
+        if want != got:
+            problems.append(f"marked cell {cell.source[:60]!r}:\n committed {want}\n now {got}")
+    return problems
+
+
+def _joined(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    joined: list[tuple[str, str]] = []
+    for kind, text in texts:
+        if joined and joined[-1][0] == kind and kind.startswith("stream"):
+            joined[-1] = (kind, joined[-1][1] + text)
+        else:
+            joined.append((kind, text))
+    return joined
 
 
 def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -16,7 +16,8 @@ Chapters extend a profile with their own knobs by subclassing :class:`Profile`
 ``cls=`` to :func:`resolve`, or by ``profile.replace(...)``. Every chapter's class lives
 here, in one place: :class:`DataProfile` (01), :class:`FoundationsProfile` (02),
 :class:`GANProfile` (03), :class:`VAEProfile` (04), :class:`DiffusionProfile` (05),
-:class:`TextProfile` (06) and :class:`EvaluationProfile` (08); a model kind names its class
+:class:`TextProfile` (06), :class:`EvaluationProfile` (08) and
+:class:`CompressionProfile` (09); a model kind names its class
 (:mod:`aigc_course.kinds`). The dataset
 is a knob like any other, so the ``gpu`` profile runs on an offline GPU machine with
 ``resolve("gpu", dataset="mnist5k")``.
@@ -511,3 +512,73 @@ class TextProfile(Profile):
                                          "finetune_steps": 5, "warmup_steps": 2,
                                          "support_questions": 4, "score_tokens": 2048,
                                          "sample_chars": 40}
+
+
+@dataclass(frozen=True)
+class CompressionProfile(Profile):
+    """Chapter 09's knobs (``profiles.resolve(name, cls=CompressionProfile)``).
+
+    The models compressed are chapters 03 and 05's on ``teacher_profile`` (the shipped
+    16x16 digits models on ``smoke`` and ``cpu``; on ``gpu`` the ones chapters 03 and 05
+    trained, or train, on the gpu profile). The shared ``eval_samples`` is the number of
+    samples every row's judge FID is computed on.
+
+    Attributes:
+        teacher_profile: the profile whose chapter 03 / 05 models are the teachers.
+        latency_batch: latents per timed generator call (a page of samples).
+        latency_rounds: alternated timing rounds
+            (:func:`~aigc_course.compress.measure.compare_latency`).
+        sparsities: unstructured magnitude-pruning sparsities.
+        keep_fractions: channel-pruning keep fractions (quality against size).
+        finetune_steps: distillation steps after channel pruning.
+        student_width: the student generator's channels relative to the teacher's.
+        student_steps: its distillation steps (``0``: load ``gan_student_digits16.pt``,
+            the shipped student of the shipped teacher, when the teacher is shipped).
+        quant_bits: bit widths of the fake-quantisation sweep.
+        calibration_batches: latent batches static int8 observes.
+        diffusion_samples: samples of every diffusion row's judge FID (all rows one ``n``).
+        diffusion_batch: samples per timed diffusion call.
+        ddim_steps: DDIM step counts of the few-steps table (the first is the baseline).
+        solver_steps: DPM-Solver++(2M) step counts.
+        distill_start, distill_end: progressive distillation from this many DDIM steps
+            down to this many, halving each round.
+        distill_round_steps: training steps of each round.
+    """
+
+    teacher_profile: str = "cpu"
+    latency_batch: int = 64
+    latency_rounds: int = 7
+    sparsities: tuple[float, ...] = (0.5, 0.9)
+    keep_fractions: tuple[float, ...] = (0.75, 0.5, 0.25)
+    finetune_steps: int = 500
+    student_width: float = 1.0
+    student_steps: int = 0
+    quant_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8)
+    calibration_batches: int = 8
+    diffusion_samples: int = 500
+    diffusion_batch: int = 16
+    ddim_steps: tuple[int, ...] = (50, 10, 5)
+    solver_steps: tuple[int, ...] = (10, 5)
+    distill_start: int = 16
+    distill_end: int = 4
+    distill_round_steps: int = 100
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"teacher_profile": "cpu", "latency_rounds": 3, "sparsities": (0.9,),
+                  "keep_fractions": (0.5,), "finetune_steps": 20, "student_steps": 20,
+                  "quant_bits": (4, 8), "calibration_batches": 2, "diffusion_samples": 100,
+                  "diffusion_batch": 8, "ddim_steps": (10, 5), "solver_steps": (5,),
+                  "distill_start": 4, "distill_end": 2, "distill_round_steps": 5,
+                  "num_threads": 1},
+        "cpu": {"num_threads": 1},
+        "gpu": {"teacher_profile": "gpu", "eval_samples": 2000, "finetune_steps": 2000,
+                "student_steps": 6000, "diffusion_samples": 2000, "diffusion_batch": 64,
+                "ddim_steps": (50, 20, 10, 5), "solver_steps": (20, 10, 5),
+                "distill_end": 2, "distill_round_steps": 2000},
+    }
+    DRY_RUN: ClassVar[dict[str, Any]] = {"latency_rounds": 3, "sparsities": 1,
+                                         "keep_fractions": 1, "finetune_steps": 5,
+                                         "student_steps": 5, "quant_bits": 2,
+                                         "calibration_batches": 1, "ddim_steps": 2,
+                                         "diffusion_samples": 50, "diffusion_batch": 4,
+                                         "solver_steps": 1, "distill_round_steps": 3,
+                                         "distill_start": 4, "distill_end": 2}

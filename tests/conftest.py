@@ -45,3 +45,15 @@ def close_figures() -> object:
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n 2 --dist loadgroup`` (``make test``), keep each file on one worker.
+
+    A file's module-scoped fixtures (a trained model, a built book) are then made once, as
+    in a serial run. A test that names its own ``xdist_group`` keeps it: the notebook runs
+    split into two groups (smoke, gpu shape) so the two cores run them side by side.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))

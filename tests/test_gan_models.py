@@ -136,3 +136,33 @@ def test_bad_config(changes: dict[str, object], match: str) -> None:
 def test_build_gan_bad_config() -> None:
     with pytest.raises(ValueError, match="GANConfig or an MLPGANConfig"):
         build_gan({"image_size": 8})  # type: ignore[arg-type]
+
+
+def test_level_channels_describe_a_smaller_generator() -> None:
+    """``level_channels=None`` is the DCGAN layout; a tuple (or a JSON list) sets G's
+    channels per level and leaves D alone; the field survives ``to_dict`` and JSON."""
+    import json
+
+    default = GANConfig(image_size=16, width=8)
+    assert default.level_channels is None and default.generator_channels == (32, 16, 8)
+    torch.manual_seed(0)
+    a = DCGAN(default)
+    torch.manual_seed(0)
+    b = DCGAN(GANConfig(image_size=16, width=8, level_channels=(32, 16, 8)))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    small = GANConfig(image_size=16, width=8, num_classes=10, level_channels=[5, 3, 2])
+    assert small.level_channels == (5, 3, 2) and hash(small)        # a list becomes a tuple
+    gan = DCGAN(small)
+    assert gan.generator.top == 5 and gan.generator.project[0].out_features == 5 * 16
+    assert [m.out_channels for m in gan.generator.modules()
+            if isinstance(m, nn.ConvTranspose2d)] == [3, 2]
+    assert gan.generator.to_image[0].in_channels == 2
+    assert gan.sample(4).shape == (4, 1, 16, 16)
+    assert sum(p.numel() for p in gan.discriminator.parameters()) == sum(
+        p.numel() for p in DCGAN(GANConfig(image_size=16, width=8, num_classes=10))
+        .discriminator.parameters())
+    assert GANConfig(**json.loads(json.dumps(small.to_dict()))) == small
+    assert GANConfig(**default.to_dict()) == default
+    for bad in ((5, 3), (5, 3, 0)):
+        with pytest.raises(ValueError, match="level_channels must be 3 channel counts"):
+            GANConfig(image_size=16, level_channels=bad)

@@ -96,3 +96,22 @@ def test_chapter_01_has_exercises() -> None:
 def test_package_tour_lists_modules() -> None:
     text = notebook.package_tour().data
     assert "`aigc_course.data.registry`" in text and "`aigc_course.profiles`" in text
+
+
+def _marked(*outputs: dict) -> nbformat.NotebookNode:
+    cell = new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(table)", outputs=list(outputs))
+    return new_notebook(cells=[new_markdown_cell("# t"), cell, new_code_cell("x = 1")])
+
+
+def test_checked_outputs_compare_text_but_not_times_or_addresses() -> None:
+    committed = _marked(new_output("stream", name="stdout", text="FID 5.5 in 1.2 s at 0x7f00\n"))
+    same = _marked(new_output("stream", name="stdout", text="FID 5.5 in 3 s "),
+                   new_output("stream", name="stdout", text="at 0xabc\n"))     # split, re-joined
+    assert notebook.compare_checked_outputs(committed, same) == []
+    changed = _marked(new_output("stream", name="stdout", text="FID 5.6 in 1.2 s at 0x7f00\n"))
+    [problem] = notebook.compare_checked_outputs(committed, changed)
+    assert "FID 5.5" in problem and "FID 5.6" in problem
+    failed = _marked(new_output("error", ename="ValueError", evalue="bad", traceback=[]))
+    assert notebook.compare_checked_outputs(committed, failed)
+    other = new_notebook(cells=[new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(other)")])
+    assert "not run" in notebook.compare_checked_outputs(committed, other)[0]

@@ -2,7 +2,9 @@
 
 papermill executes every notebook with ``PROFILE="smoke"``; the notebook records its key
 results with :func:`aigc_course.notebook.record` into a JSON file, and the checks below
-assert on them. The marked outputs are compared by ``pytest --nbval-lax`` (``make test``).
+assert on them. The same run's marked outputs (``# NBVAL_CHECK_OUTPUT``) are compared with
+the committed ones (:func:`aigc_course.notebook.compare_checked_outputs`): one execution
+per notebook serves both.
 
 Every notebook also runs once in the ``gpu`` profile's *shape* on the CPU (``PROFILE="gpu"``
 with ``AIGC_DRY_RUN=1``: its 32x32 images, widths and code paths, offline stand-in data,
@@ -22,7 +24,7 @@ import nbformat
 import pytest
 
 from aigc_course.kinds import MODEL_DIR_ENV
-from aigc_course.notebook import CHECK_MARKER, RECORD_ENV, execute
+from aigc_course.notebook import CHECK_MARKER, RECORD_ENV, compare_checked_outputs, execute
 from aigc_course.profiles import DRY_RUN_DATASETS, DRY_RUN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ GPU_SHAPE_ENV = {DRY_RUN_ENV: "1", "OMP_NUM_THREADS": "1"}
 #: Warnings a notebook may print in the gpu shape: documented offline fall-backs.
 EXPECTED_WARNINGS = {"08_evaluation": ("the Inception-v3 weights are not in",)}
 #: Notebooks that train on the profile's dataset at its size and record both.
-SHAPED = {"00_setup", "03_gans", "04_vaes", "05_diffusion"}
+SHAPED = {"00_setup", "03_gans", "04_vaes", "05_diffusion", "09_compression"}
 
 
 def _tags(cell: dict) -> list[str]:
@@ -90,11 +92,9 @@ def _execute(path: Path, tmp_dir: Path, model_dir: Path, profile: str = "smoke",
     return json.loads(record_file.read_text()), seconds, executed
 
 
-def _run(path: Path, tmp_dir: Path, model_dir: Path) -> tuple[dict, float, int]:
-    results, seconds, executed = _execute(path, tmp_dir, model_dir)
-    figures = sum("image/png" in out.get("data", {}) for cell in executed.cells
-                  if cell.cell_type == "code" for out in cell.outputs)
-    return results, seconds, figures
+def _figures(executed: nbformat.NotebookNode) -> int:
+    return sum("image/png" in out.get("data", {}) for cell in executed.cells
+               if cell.cell_type == "code" for out in cell.outputs)
 
 
 def _warnings(executed: nbformat.NotebookNode) -> list[str]:
@@ -306,21 +306,77 @@ def _check_08(r: dict) -> None:
     assert r["comparison_seconds"] < 60
 
 
+def _check_09(r: dict) -> None:
+    # Smoke compresses the shipped 16x16 models (chapter 03's GAN, 05's DDPM) with a few
+    # steps of each training: the code paths and the bookkeeping; quality bars for each
+    # method live in tests/test_prune.py, test_quantize.py, test_distill_diffusion.py.
+    assert r["teacher"]["source"] == "shipped" and r["image_size"] == 16
+    assert r["dataset"] == "digits" and r["teacher"]["n"] == 200
+    assert r["teacher"]["fid"] < 15 and r["teacher"]["label_accuracy"] > 0.95  # meas. 8.5, .98
+    # zeros: the same bytes, fewer only after gzip; the quality gone (measured FID 768)
+    dense = r["dense_bytes"]
+    [zeros] = r["magnitude"].values()
+    assert abs(zeros["sparsity"] - 0.9) < 1e-3 and zeros["file_bytes"] == dense["file"]
+    assert zeros["state_dict_bytes"] == dense["state_dict"]
+    assert zeros["gzip_bytes"] < 0.5 * dense["gzip"] and zeros["fid"] > 100
+    # channels: rebuilt smaller, the fine-tune lowers the loss (measured 0.44 -> 0.12)
+    half = r["channels"]["0.5"]
+    assert half["level_channels"] == [32, 16, 8] and half["params"] == 45009
+    assert half["loss_last"] < 0.5 * half["loss_first"]
+    assert half["fid_finetuned"] < half["fid_cut"] / 10             # measured 9.9 vs 773
+    # eq. (eq-09-quant): per channel never worse; the rounding error is s^2/12 (measured
+    # 6.268e-8 vs 6.282e-8)
+    sweep = r["bits_sweep"]
+    assert all(c >= t - 1e-6 for c, t in zip(sweep["per_channel"], sweep["per_tensor"],
+                                              strict=True))
+    assert sweep["per_channel"][-1] > sweep["per_channel"][0] + 15   # 4 -> 8 bits
+    mse = r["rounding_mse"]
+    assert abs(mse["measured"] / mse["s2_over_12"] - 1) < 0.05
+    # coverage: the x86 quantiser leaves transposed convolutions in fp32; the resize
+    # student is int8 throughout, in PT2E and in ONNX Runtime
+    assert r["pt2e_teacher"]["float32"] == {"ConvTranspose2d": 2}
+    assert r["pt2e_student"]["fully_int8"] is True and r["onnx_student"]["float32"] == {}
+    rows = {row["method"]: row for row in r["gan_table"]}
+    assert set(rows) == {"fp32 eager", "fp32 compiled", "magnitude 90%", "channels 50%, as cut",
+                         "channels 50% + fine-tune", "int8 PT2E + compile",
+                         "student fp32 eager", "student int8 PT2E + compile",
+                         "student int8 ONNX Runtime", "dynamic int8 (Linear)"}
+    assert all(row["seconds"] > 0 and row["speedup"] > 0 for row in rows.values())
+    base = rows["fp32 eager"]
+    assert rows["int8 PT2E + compile"]["bytes"] < 0.35 * base["bytes"]   # measured 0.31
+    assert rows["channels 50% + fine-tune"]["params"] == 45009
+    # int8 of the teacher changes little (measured FID 8.52 vs 8.52, PSNR 56 dB)
+    assert abs(rows["int8 PT2E + compile"]["fid"] / base["fid"] - 1) < 0.1
+    assert rows["fp32 compiled"]["fid"] == pytest.approx(base["fid"], rel=1e-3)
+    assert r["goal"]["speedup"] > 0 and r["goal"]["fid_ratio"] > 0
+    d_rows = {row["method"]: row for row in r["diffusion_table"]}
+    assert set(d_rows) == {"DDIM 10", "DDIM 5", "DPM-Solver++(2M) 5", "distilled 2"}
+    assert d_rows["DDIM 10"]["fid"] < 30 and d_rows["DDIM 10"]["speedup"] == 1.0  # meas. 7.5
+    assert d_rows["DPM-Solver++(2M) 5"]["fid"] < 40                      # measured 13
+    assert r["cli_roundtrip"]["kind"] == "gan"
+    assert r["cli_roundtrip"]["bytes"] < 0.6 * r["cli_roundtrip"]["source_bytes"]  # meas. 0.51
+
+
 CHECKS: dict[str, Callable[[dict], None]] = {"00_setup": _check_00, "01_data": _check_01,
                                               "02_foundations": _check_02,
                                               "03_gans": _check_03,
                                               "04_vaes": _check_04, "05_diffusion": _check_05,
                                               "06_text_generation": _check_06,
-                                              "08_evaluation": _check_08}
+                                              "08_evaluation": _check_08,
+                                              "09_compression": _check_09}
 
 
 @pytest.mark.notebook
 @pytest.mark.slow
+@pytest.mark.xdist_group("notebooks-smoke")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_on_smoke_profile(path: Path, tmp_path: Path, model_dir: Path) -> None:
-    results, seconds, figures = _run(path, tmp_path, model_dir)
+    results, seconds, executed = _execute(path, tmp_path, model_dir)
+    figures = _figures(executed)
     print(f"{path.name}: {seconds:.1f} s on the smoke profile, {figures} figures")
     assert figures >= 3, "figures must render as images (PNG), not as their text repr"
+    differences = compare_checked_outputs(nbformat.read(path, as_version=4), executed)
+    assert not differences, "marked outputs changed (make outputs):\n" + "\n".join(differences)
     assert path.stem in CHECKS, f"add result checks for {path.name} to CHECKS"
     CHECKS[path.stem](results)
     assert seconds < SMOKE_BUDGET_S
@@ -345,6 +401,7 @@ def gpu_shape_seconds(request: pytest.FixtureRequest) -> object:
 
 @pytest.mark.notebook
 @pytest.mark.slow
+@pytest.mark.xdist_group("notebooks-gpu-shape")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_gpu_shape(path: Path, tmp_path: Path, model_dir: Path,
                                     gpu_shape_seconds: dict[str, float]) -> None:

@@ -3,12 +3,15 @@
 ``NoiseSchedule.linear(T)`` / ``NoiseSchedule.cosine(T)`` give $\\beta$, $\\alpha$,
 $\\bar\\alpha$; ``DDPM(eps_model, schedule)`` offers ``q_sample``, ``loss``, ``p_sample``
 and ``sample``; ``DDIM(eps_model, schedule, eta)`` samples in few steps (Song et al. 2021);
-``Guided(eps_model, w)`` is classifier-free guidance (Ho & Salimans 2022).
+``DPMSolver(eps_model, schedule)`` is DPM-Solver++(2M) (Lu et al. 2022), the same ODE in
+fewer steps; ``Guided(eps_model, w)`` is classifier-free guidance (Ho & Salimans 2022).
 """
 
 from aigc_course.diffusion.ddim import DDIM, ddim_timesteps
 from aigc_course.diffusion.ddpm import DDPM
+from aigc_course.diffusion.dpm_solver import DPMSolver, dpm_solver_timesteps
 from aigc_course.diffusion.guidance import Guided, drop_labels
 from aigc_course.diffusion.schedules import NoiseSchedule
 
-__all__ = ["DDIM", "DDPM", "Guided", "NoiseSchedule", "ddim_timesteps", "drop_labels"]
+__all__ = ["DDIM", "DDPM", "DPMSolver", "Guided", "NoiseSchedule", "ddim_timesteps",
+           "dpm_solver_timesteps", "drop_labels"]

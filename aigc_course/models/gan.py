@@ -127,6 +127,10 @@ class GANConfig:
             per-sample penalty needs ``"none"``; spectral norm usually goes without).
         spectral_norm: spectrally normalise $D$'s layers.
         minibatch_std: add a minibatch standard-deviation channel before $D$'s last layer.
+        level_channels: $G$'s channels at $4\\times4$ and after each upsampling level
+            (``levels + 1`` values, e.g. a channel-pruned generator's); ``None``: the
+            DCGAN layout ``width * 2**(levels - k)`` at level ``k`` (see
+            :attr:`generator_channels`). $D$ always follows ``width``.
     """
 
     image_size: int = 16
@@ -139,8 +143,11 @@ class GANConfig:
     d_norm: DiscriminatorNorm = "batch"
     spectral_norm: bool = False
     minibatch_std: bool = False
+    level_channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.level_channels is not None:                 # a JSON list becomes a tuple
+            object.__setattr__(self, "level_channels", tuple(int(c) for c in self.level_channels))
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
         if self.channels not in (1, 3):
@@ -155,11 +162,23 @@ class GANConfig:
                                    ("d_norm", self.d_norm, NORMS)):
             if value not in valid:
                 raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+        if self.level_channels is not None and (len(self.level_channels) != self.levels + 1
+                                                or min(self.level_channels) < 1):
+            raise ValueError(f"level_channels must be {self.levels + 1} channel counts >= 1 "
+                             f"(4x4, then after each of the {self.levels} upsampling levels), "
+                             f"got {self.level_channels}")
 
     @property
     def levels(self) -> int:
         """Number of doublings from $4\\times4$ to ``image_size``."""
         return int(math.log2(self.image_size // 4))
+
+    @property
+    def generator_channels(self) -> tuple[int, ...]:
+        """$G$'s channels at $4\\times4$ and after each upsampling level (``levels + 1``)."""
+        if self.level_channels is not None:
+            return self.level_channels
+        return tuple(self.width * 2 ** (self.levels - k) for k in range(self.levels + 1))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, for a checkpoint."""
@@ -175,19 +194,18 @@ class DCGANGenerator(nn.Module):
     def __init__(self, config: GANConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.top = c.width * 2 ** c.levels                       # channels at 4x4
+        widths = c.generator_channels                           # (top, ..., at full size)
+        self.top = widths[0]                                    # channels at 4x4
         embed = c.latent_dim if c.num_classes else 0
         self.label_embedding = nn.Embedding(c.num_classes, embed) if c.num_classes else None
         self.project = nn.Sequential(nn.Linear(c.latent_dim + embed, self.top * 16),
                                      nn.BatchNorm1d(self.top * 16), nn.ReLU())
         blocks: list[nn.Module] = []
-        channels = self.top
-        for _ in range(c.levels):
-            blocks += [upsample_block(channels, channels // 2, c.upsample),
-                       nn.BatchNorm2d(channels // 2), nn.ReLU()]
-            channels //= 2
+        for channels_in, channels_out in zip(widths[:-1], widths[1:], strict=True):
+            blocks += [upsample_block(channels_in, channels_out, c.upsample),
+                       nn.BatchNorm2d(channels_out), nn.ReLU()]
         self.blocks = nn.Sequential(*blocks)
-        self.to_image = nn.Sequential(nn.Conv2d(channels, c.channels, 3, padding=1), nn.Tanh())
+        self.to_image = nn.Sequential(nn.Conv2d(widths[-1], c.channels, 3, padding=1), nn.Tanh())
         self.apply(dcgan_init)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:

@@ -18,14 +18,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from tqdm.auto import tqdm
 
 from aigc_course.checkpoint import read_checkpoint, save_checkpoint
 from aigc_course.data.registry import load_images
-from aigc_course.diffusion import DDIM, DDPM, Guided, NoiseSchedule, drop_labels
+from aigc_course.diffusion import DDIM, DDPM, DPMSolver, Guided, NoiseSchedule, drop_labels
 from aigc_course.diffusion.schedules import ScheduleName
 from aigc_course.kinds import ClassConditional, ModelKind, Trained
 from aigc_course.models.unet import ARCHS, DenoiserConfig, FlatDenoiser, UNet, build_denoiser
@@ -36,6 +36,11 @@ from aigc_course.utils import Timer, count_params, num_threads, seeded
 Tensor = torch.Tensor
 NAME = "ddpm"
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "ddpm_digits16.pt"
+Sampler = Literal["ddim", "dpm++2m"]
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
+#: sampling steps when neither the caller nor the checkpoint says (a distilled student
+#: records its own: ``train["sampling_steps"]``)
+DEFAULT_STEPS = 50
 
 
 
@@ -95,41 +100,62 @@ class DiffusionModel(ClassConditional):
         self.schedule = self.schedule.to(device)
         return self
 
+    @property
+    def sampling_steps(self) -> int:
+        """Steps when none are asked for: a distilled student's own, else 50."""
+        return int(self.train.get("sampling_steps", DEFAULT_STEPS))
+
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None,
-               generator: torch.Generator | None = None, steps: int = 50,
-               guidance: float = 0.0, eta: float = 0.0, progress: bool = False,
-               return_path: bool = False) -> Tensor:
-        """``n`` images ``(n, C, H, W)`` by DDIM with ``steps`` steps, guided with scale ``w``.
+               generator: torch.Generator | None = None, steps: int | None = None,
+               guidance: float = 0.0, eta: float = 0.0, sampler: Sampler = "ddim",
+               progress: bool = False, return_path: bool = False,
+               x_T: Tensor | None = None) -> Tensor:
+        """``n`` images ``(n, C, H, W)`` in ``steps`` steps, guided with scale ``w``.
 
         Args:
             n: how many.
             y: ``(n,)`` labels of a conditional model (``None``: the classes in turn).
             generator: random generator for $x_T$ (and the noise when ``eta > 0``).
-            steps: DDIM steps $S$ in ``1..T`` (``steps == T`` and ``eta == 1``: DDPM's
-                ancestral sampler).
+            steps: sampling steps $S$ in ``1..T`` (``None``: :attr:`sampling_steps`;
+                ``steps == T`` and ``eta == 1``: DDPM's ancestral sampler).
             guidance: classifier-free guidance scale $w$ (conditional models; 0: none).
-            eta: DDIM's $\\eta$ (0: deterministic).
+                A progressively distilled student has its teacher's $w$ built in
+                (``train["guidance"]``): sample it with 0.
+            eta: DDIM's $\\eta$ (0: deterministic; DDIM only).
+            sampler: ``"ddim"`` (:class:`~aigc_course.diffusion.DDIM`) or ``"dpm++2m"``
+                (:class:`~aigc_course.diffusion.DPMSolver`, DPM-Solver++(2M)).
             progress: show a progress bar. return_path: also return every $x_t$.
+            x_T: the starting noise ``(n, C, H, W)`` (``None``: drawn with ``generator``),
+                so that several samplers can start from the same points.
 
         Raises:
-            ValueError: ``steps`` outside ``1..T``, or guidance for an unconditional model.
+            ValueError: ``steps`` outside ``1..T``, guidance for an unconditional model,
+                an unknown sampler, or ``eta`` with DPM-Solver++.
         """
         c = self.config
+        steps = self.sampling_steps if steps is None else steps
         if not 1 <= steps <= self.schedule.T:
             raise ValueError(f"--steps must be in 1..{self.schedule.T}, got {steps}")
         if guidance and not self.conditional:
             raise ValueError("--guidance needs a class-conditional model (train with "
                              "--conditional)")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
         if self.conditional and y is None:
             y = torch.arange(n) % c.num_classes
         if y is not None:
             y = y.to(self.schedule.beta.device)
         net = Guided(self.network, guidance) if self.conditional else self.network
-        sampler = DDIM(net, self.schedule, eta=eta, clip_x0=True)
         shape = (n, c.channels, c.image_size, c.image_size)
-        return sampler.sample(shape, steps, y if self.conditional else None, generator,
-                              progress, return_path=return_path)
+        labels = y if self.conditional else None
+        if sampler == "dpm++2m":
+            if eta:
+                raise ValueError("eta applies to DDIM only; DPM-Solver++(2M) is deterministic")
+            return DPMSolver(net, self.schedule, clip_x0=True).sample(
+                shape, steps, labels, generator, progress, x_T=x_T, return_path=return_path)
+        return DDIM(net, self.schedule, eta=eta, clip_x0=True).sample(
+            shape, steps, labels, generator, progress, x_T=x_T, return_path=return_path)
 
 
 def train_diffusion(images: Tensor, labels: Tensor | None, model_config: DenoiserConfig,
@@ -267,4 +293,4 @@ KIND = ModelKind(
     name=NAME, description="DDPM with DDIM sampling and classifier-free guidance (chapter 05)",
     profile=DiffusionProfile, train=train_from_profile, save=save_diffusion,
     from_checkpoint=model_from_checkpoint, shipped=SHIPPED, recipe=RECIPE,
-    sample_options=("steps", "guidance"))
+    sample_options=("steps", "guidance", "sampler"))

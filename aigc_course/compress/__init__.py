@@ -1,0 +1,1 @@
+"""Compression: pruning, quantisation, distillation, fewer sampling steps (chapter 09)."""
