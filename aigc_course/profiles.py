@@ -525,7 +525,8 @@ class CompressionProfile(Profile):
 
     Attributes:
         teacher_profile: the profile whose chapter 03 / 05 models are the teachers.
-        latency_batch: latents per timed generator call (a page of samples).
+        latency_batches: latents per timed generator call: a large batch (throughput,
+            the table's main column) and one request (``1``, overhead-bound).
         latency_rounds: alternated timing rounds
             (:func:`~aigc_course.compress.measure.compare_latency`).
         sparsities: unstructured magnitude-pruning sparsities.
@@ -543,15 +544,16 @@ class CompressionProfile(Profile):
         distill_start, distill_end: progressive distillation from this many DDIM steps
             down to this many, halving each round.
         distill_round_steps: training steps of each round.
+        distill_batch: its minibatch size.
     """
 
     teacher_profile: str = "cpu"
-    latency_batch: int = 64
+    latency_batches: tuple[int, ...] = (256, 1)
     latency_rounds: int = 7
     sparsities: tuple[float, ...] = (0.5, 0.9)
     keep_fractions: tuple[float, ...] = (0.75, 0.5, 0.25)
     finetune_steps: int = 500
-    student_width: float = 1.0
+    student_width: float = 0.75
     student_steps: int = 0
     quant_bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8)
     calibration_batches: int = 8
@@ -562,12 +564,15 @@ class CompressionProfile(Profile):
     distill_start: int = 16
     distill_end: int = 4
     distill_round_steps: int = 100
+    distill_batch: int = 64
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"teacher_profile": "cpu", "latency_rounds": 3, "sparsities": (0.9,),
+        "smoke": {"teacher_profile": "cpu", "latency_batches": (64, 1), "latency_rounds": 3,
+                  "sparsities": (0.9,),
                   "keep_fractions": (0.5,), "finetune_steps": 20, "student_steps": 20,
                   "quant_bits": (4, 8), "calibration_batches": 2, "diffusion_samples": 100,
                   "diffusion_batch": 8, "ddim_steps": (10, 5), "solver_steps": (5,),
                   "distill_start": 4, "distill_end": 2, "distill_round_steps": 5,
+                  "distill_batch": 16,
                   "num_threads": 1},
         "cpu": {"num_threads": 1},
         "gpu": {"teacher_profile": "gpu", "eval_samples": 2000, "finetune_steps": 2000,
@@ -575,10 +580,12 @@ class CompressionProfile(Profile):
                 "ddim_steps": (50, 20, 10, 5), "solver_steps": (20, 10, 5),
                 "distill_end": 2, "distill_round_steps": 2000},
     }
-    DRY_RUN: ClassVar[dict[str, Any]] = {"latency_rounds": 3, "sparsities": 1,
+    DRY_RUN: ClassVar[dict[str, Any]] = {"latency_batches": (1,), "latency_rounds": 3,
+                                         "sparsities": 1,
                                          "keep_fractions": 1, "finetune_steps": 5,
                                          "student_steps": 5, "quant_bits": 2,
-                                         "calibration_batches": 1, "ddim_steps": 2,
+                                         "calibration_batches": 1, "ddim_steps": (4, 2),
                                          "diffusion_samples": 50, "diffusion_batch": 4,
-                                         "solver_steps": 1, "distill_round_steps": 3,
-                                         "distill_start": 4, "distill_end": 2}
+                                         "solver_steps": (2,), "distill_round_steps": 3,
+                                         "distill_start": 4, "distill_end": 2,
+                                         "distill_batch": 8}

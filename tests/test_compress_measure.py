@@ -10,8 +10,10 @@ import torch
 from torch import nn
 
 from aigc_course.compress.measure import (
+    Bench,
     TradeOff,
     compare_latency,
+    compress_goal,
     fixed_latents,
     generator_quality,
     pareto_front,
@@ -95,3 +97,27 @@ def test_pareto_front_and_table() -> None:
     assert math.isnan(table["label acc."][0])
     ax = plot_pareto(rows)
     assert ax.get_xscale() == "log"
+
+
+def test_bench_times_every_batch_and_finds_the_goal() -> None:
+    real, y = load_images("digits", "test", image_size=8)
+    z, y = real[:40], y[:40]                              # the "latents" are real digits
+    slow = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(30)])
+    bench = Bench("m", "digits", z, y, batches=(32, 1), rounds=3)
+    bench.add("base", lambda zz, yy: slow(zz) * 0 + zz, slow, note="30 convolutions")
+    bench.add("fast", lambda zz, yy: zz, nn.Identity(), nbytes=10)
+    bench.add("noise", lambda zz, yy: torch.rand_like(zz) * 2 - 1, nn.Identity(), nbytes=10)
+    rows = bench.rows()
+    assert [r.method for r in rows] == ["base", "fast", "noise"]
+    assert rows[1].fid == pytest.approx(rows[0].fid) and rows[2].fid > 10 * rows[0].fid
+    assert rows[0].speedup == 1.0 and rows[1].extra["speedup_b1"] > 2   # no 30 convolutions
+    assert {"speedup_b32", "ms_b32", "speedup_b1", "ms_b1"} <= set(rows[1].extra)
+    goal = compress_goal(rows)
+    assert goal[32]["method"] == goal[1]["method"] == "fast"            # noise is too bad
+    assert goal[1]["fid_ratio"] == pytest.approx(1.0)
+    table = trade_off_table(rows)
+    assert {"speed-up, batch 32", "speed-up, batch 1"} <= set(table.columns)
+    with pytest.raises(ValueError, match="exists already"):
+        bench.add("fast", lambda zz, yy: zz, nn.Identity())
+    with pytest.raises(ValueError, match="batch sizes must be in 1..40"):
+        Bench("m", "digits", z, y, batches=(64,))

@@ -106,6 +106,8 @@ def compare_latency(candidates: Mapping[str, Callable[[], object]], *, rounds: i
                 start = time.perf_counter()
                 for _ in range(n):
                     fn()
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()     # CUDA runs asynchronously: wait for it
                 times[name].append((time.perf_counter() - start) / n)
     return {name: Latency(name, statistics.median(t), tuple(t)) for name, t in times.items()}
 
@@ -218,8 +220,34 @@ def pareto_front(rows: Sequence[TradeOff]) -> list[TradeOff]:
     return sorted(front, key=lambda r: r.seconds)
 
 
+def compress_goal(rows: Sequence[TradeOff], max_fid_ratio: float = 1.1
+                  ) -> dict[int, dict[str, Any]]:
+    """Per batch size, the fastest row whose FID is at most ``max_fid_ratio`` x the baseline's.
+
+    The baseline is the first row (fp32 eager). Batch sizes are those of the rows'
+    ``speedup_bB`` extras (:meth:`Bench.rows`).
+
+    Returns:
+        batch size -> ``method``, ``speedup``, ``fid``, ``fid_ratio``.
+    """
+    base = rows[0]
+    good = [r for r in rows if r.fid <= max_fid_ratio * base.fid]
+    batches = [int(k[len("speedup_b"):]) for k in base.extra if k.startswith("speedup_b")]
+    goal = {}
+    for b in batches:
+        key = f"speedup_b{b}"
+        best = max(good, key=lambda r: float(r.extra[key]))  # noqa: B023 (used right here)
+        goal[b] = {"method": best.method, "speedup": best.extra[f"speedup_b{b}"],
+                   "fid": best.fid, "fid_ratio": best.fid / base.fid}
+    return goal
+
+
 def trade_off_table(rows: Sequence[TradeOff]) -> Any:
-    """A pandas table of ``rows``: size in KB, ms per batch, speed-up, FID, label accuracy."""
+    """A pandas table of ``rows``: size in KB, ms per batch, speed-ups, FID, label accuracy.
+
+    ``ms / batch`` and ``speed-up`` are at each row's main batch size; a ``speed-up,
+    batch B`` column is added for each ``speedup_bB`` in the rows' ``extra``.
+    """
     import pandas as pd
 
     front = {id(r) for model in {r.model for r in rows}
@@ -227,9 +255,11 @@ def trade_off_table(rows: Sequence[TradeOff]) -> Any:
     return pd.DataFrame([{
         "model": r.model, "method": r.method, "params": r.params, "non-zero": r.nonzero,
         "size KB": round(r.bytes / 1024, 1), "ms / batch": round(r.seconds * 1e3, 2),
-        "speed-up": round(r.speedup, 2), "judge FID": round(r.fid, 2),
-        "label acc.": round(r.label_accuracy, 3), "Pareto": "yes" if id(r) in front else "",
-        "note": r.note} for r in rows])
+        "speed-up": round(r.speedup, 2),
+        **{f"speed-up, batch {k[len('speedup_b'):]}": round(v, 2) for k, v in r.extra.items()
+           if k.startswith("speedup_b")},
+        "judge FID": round(r.fid, 2), "label acc.": round(r.label_accuracy, 3),
+        "Pareto": "yes" if id(r) in front else "", "note": r.note} for r in rows])
 
 
 def plot_pareto(rows: Sequence[TradeOff], ax: Any = None) -> Any:
@@ -258,22 +288,26 @@ class Bench:
     """One model's candidates, scored on the same latents and timed side by side.
 
     The first candidate added is the baseline (fp32 eager): every row's speed-up is
-    against it, timed in the same alternated rounds.
+    against it, timed in the same alternated rounds, at each batch size of ``batches``
+    (one request, ``1``, is overhead-bound; a large batch is throughput-bound, and the
+    two can rank methods differently). The first batch size is the table's main one.
 
     Args:
         model: the model's name in the table (``"GAN (03)"``).
         dataset: the samples' own dataset (the judge's reference).
         z, y: fixed latents and labels for quality (:func:`fixed_latents`).
-        batch: how many of them one timed call generates.
+        batches: how many of them one timed call generates, one timing per size.
         rounds: alternated timing rounds.
     """
 
-    def __init__(self, model: str, dataset: str, z: Tensor, y: Tensor, batch: int = 64,
-                 rounds: int = 7) -> None:
+    def __init__(self, model: str, dataset: str, z: Tensor, y: Tensor,
+                 batches: Sequence[int] = (64,), rounds: int = 7) -> None:
+        if not batches or min(batches) < 1 or max(batches) > len(z):
+            raise ValueError(f"batch sizes must be in 1..{len(z)} (the latents), got {batches}")
         self.model, self.dataset, self.z, self.y = model, dataset, z, y
-        self.batch, self.rounds = batch, rounds
+        self.batches, self.rounds = tuple(batches), rounds
         self.candidates: dict[str, dict[str, Any]] = {}
-        self.latency: dict[str, Latency] = {}
+        self.latency: dict[int, dict[str, Latency]] = {}
         self._timed_together = False          # the latencies come from one call over all
 
     def add(self, method: str, generate: Generate, network: nn.Module, *,
@@ -298,27 +332,57 @@ class Bench:
         self.candidates[method] = dict(generate=generate, quality=quality, params=params,
                                        nonzero=nonzero, note=note, extra=extra,
                                        nbytes=size_on_disk(network) if nbytes is None else nbytes)
+        self._timed_together = False
         return quality
 
-    def time(self, methods: Sequence[str] | None = None) -> dict[str, Latency]:
-        """Time the baseline and ``methods`` (``None``: all) in alternation; keeps the result."""
+    def time(self, methods: Sequence[str] | None = None) -> dict[int, dict[str, Latency]]:
+        """Time the baseline and ``methods`` (``None``: all) in alternation, per batch size.
+
+        Returns:
+            batch size -> name -> :class:`Latency` (also kept for :meth:`rows`).
+        """
+        first = next(iter(self.candidates))
         names = list(self.candidates) if methods is None else [
-            next(iter(self.candidates)), *[m for m in methods if m != next(iter(self.candidates))]]
-        zb, yb = self.z[:self.batch], self.y[:self.batch]
-        calls = {m: (lambda g=self.candidates[m]["generate"]: g(zb, yb)) for m in names}
-        timed = compare_latency(calls, rounds=self.rounds)
+            first, *[m for m in methods if m != first]]
+        timed = {}
+        for b in self.batches:
+            zb, yb = self.z[:b], self.y[:b]
+            calls = {m: (lambda g=self.candidates[m]["generate"], zb=zb, yb=yb: g(zb, yb))
+                     for m in names}
+            timed[b] = compare_latency(calls, rounds=self.rounds)
         self.latency = timed
-        self._timed_together = set(timed) == set(self.candidates)
+        self._timed_together = set(names) == set(self.candidates)
         return timed
 
+    def speedups(self, timed: dict[int, dict[str, Latency]] | None = None
+                 ) -> dict[str, dict[int, float]]:
+        """name -> batch size -> baseline seconds / its seconds (of ``timed`` or the last)."""
+        timed = self.latency if timed is None else timed
+        first = next(iter(self.candidates))
+        return {m: {b: timed[b][first].seconds / timed[b][m].seconds for b in timed}
+                for m in timed[self.batches[0]]}
+
     def rows(self) -> list[TradeOff]:
-        """Every candidate as a :class:`TradeOff`, all timed in the same rounds."""
+        """Every candidate as a :class:`TradeOff`, all timed in the same rounds.
+
+        ``seconds`` are at the first batch size; ``extra`` holds ``speedup_b{B}`` and
+        ``ms_b{B}`` for every batch size.
+        """
         if not self._timed_together:
             self.time()
-        base = self.latency[next(iter(self.candidates))].seconds
-        return [TradeOff(method=m, model=self.model, params=c["params"], nonzero=c["nonzero"],
-                         bytes=c["nbytes"], seconds=self.latency[m].seconds,
-                         baseline_seconds=base, fid=c["quality"]["fid"],
-                         label_accuracy=c["quality"]["label_accuracy"], note=c["note"],
-                         extra=dict(c["extra"]))
-                for m, c in self.candidates.items()]
+        first, main = next(iter(self.candidates)), self.batches[0]
+        rows = []
+        for m, c in self.candidates.items():
+            per_batch = {}
+            for b in self.batches:
+                per_batch[f"speedup_b{b}"] = (self.latency[b][first].seconds
+                                              / self.latency[b][m].seconds)
+                per_batch[f"ms_b{b}"] = self.latency[b][m].seconds * 1e3
+            rows.append(TradeOff(method=m, model=self.model, params=c["params"],
+                                 nonzero=c["nonzero"], bytes=c["nbytes"],
+                                 seconds=self.latency[main][m].seconds,
+                                 baseline_seconds=self.latency[main][first].seconds,
+                                 fid=c["quality"]["fid"],
+                                 label_accuracy=c["quality"]["label_accuracy"], note=c["note"],
+                                 extra={**per_batch, **c["extra"]}))
+        return rows

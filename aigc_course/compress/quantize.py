@@ -462,7 +462,9 @@ _ONNX_AXIS_WARNING = "# The axis name"          # both inputs share one batch di
 def export_onnx(generator: nn.Module, path: str | Path) -> Path:
     """Export $G$ to ONNX (``torch.onnx.export(dynamo=True)``) with a dynamic batch.
 
-    Inputs are named ``z`` (and ``y``), the output ``x``. Returns the path.
+    Inputs are named ``z`` (and ``y``), the output ``x``; the weights are stored inside
+    the one file (``external_data=False``), so it is what ships and what is measured.
+    Returns the path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -473,7 +475,7 @@ def export_onnx(generator: nn.Module, path: str | Path) -> Path:
         warnings.filterwarnings("ignore", message=_ONNX_AXIS_WARNING, category=UserWarning)
         torch.onnx.export(generator, inputs, str(path), dynamo=True, input_names=names,
                           output_names=["x"], dynamic_shapes=tuple({0: "batch"} for _ in names),
-                          verbose=False)
+                          external_data=False, verbose=False)
     return path
 
 
