@@ -90,7 +90,8 @@ def conv2d_generator(batch_size: int = 4, latent_dim: int = 100, seed: int = 0) 
     Wrong: ``Conv2d(100, 256, 4, 1, 0)`` then stride-2 ``Conv2d`` layers -- a
     *discriminator*'s layers in a generator's place. A $4\\times4$ kernel does not fit a
     $1\\times1$ input, so torch raises; with ``padding`` chosen to keep the size it runs but
-    stays $1\\times1$ (output side $= \\lfloor (H + 2p - k) / s \\rfloor + 1 \\le H$).
+    stays $1\\times1$ (output side $= \\lfloor (H + 2p - k) / s \\rfloor + 1$, at most $H$
+    whenever $2p \\le k - 1$).
     Fix: four blocks of :func:`aigc_course.models.gan.upsample_block` double the side,
     $1 \\to 2 \\to 4 \\to 8 \\to 16$.
 

@@ -64,3 +64,22 @@ def test_checkerboard() -> None:
     assert result.score_resize < 1e-5                          # exactly 0 away from the borders
     assert result.score_transposed > 0.3               # measured 1.01, 0.99, 1.02 (64 draws)
     assert result.map_transposed.shape == result.map_resize.shape == (16, 16)
+
+
+def test_full_padding_convolution_is_a_flipped_transposed_convolution() -> None:
+    """book/errata.md (a): the side shrinks or stays only while 2p <= k - 1; at p = k - 1
+    a stride-1 convolution grows it by k - 1, as a transposed convolution does."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 1, 1)
+    for k, p in ((3, 1), (4, 1), (5, 2)):                        # 2p <= k - 1: no growth
+        assert nn.Conv2d(3, 4, k, padding=p)(torch.randn(1, 3, 5, 5)).shape[-1] <= 5
+    conv = nn.Conv2d(3, 4, 3, padding=2)                        # 2p = 4 > k - 1 = 2
+    transposed = nn.ConvTranspose2d(3, 4, 3)
+    with torch.no_grad():
+        transposed.weight.copy_(conv.weight.flip(-1, -2).transpose(0, 1))
+        transposed.bias.copy_(conv.bias)
+    assert conv(x).shape == (2, 4, 3, 3)                        # 1x1 -> 3x3
+    assert torch.allclose(conv(x), transposed(x), atol=1e-6)
