@@ -133,3 +133,30 @@ def test_ch06_one_bpe_merge_is_the_tokenizer_first_merge() -> None:
     pair, merged = one_bpe_merge(ids, 256)
     assert pair == (97, 97) and merged == [256, 97, 98, 100, 256, 97, 98, 97, 99]
     assert ByteBPE.train("aaabdaaabac", 257).merges[0] == pair
+
+
+def test_ch09_fake_quantize_rows_matches_the_package() -> None:
+    import torch
+
+    from aigc_course.compress.quantize import fake_quantize
+    from aigc_course.exercises.ch09 import fake_quantize_rows
+
+    w = torch.randn(6, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    for bits in (2, 4, 8):
+        assert torch.allclose(fake_quantize_rows(w, bits), fake_quantize(w, bits, "per_channel"),
+                              atol=1e-6)
+
+
+def test_ch09_global_magnitude_masks_match_torch_prune() -> None:
+    import torch
+    from torch import nn
+    from torch.nn.utils import prune
+
+    from aigc_course.exercises.ch09 import global_magnitude_masks
+
+    torch.manual_seed(0)
+    layers = [nn.Linear(20, 30), nn.Conv2d(3, 8, 3)]
+    masks = global_magnitude_masks([m.weight for m in layers], 0.6)
+    prune.global_unstructured([(m, "weight") for m in layers], prune.L1Unstructured, amount=0.6)
+    for m, mask in zip(layers, masks, strict=True):
+        assert torch.equal(m.weight_mask.bool(), mask)
