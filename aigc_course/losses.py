@@ -8,10 +8,15 @@ autoencoders" (eq. 8, the $k$-sample bound). Every function returns per-example 
 average, and the loss scale stays visible.
 
 Images are in $[-1, 1]$ as everywhere in the course; the decoder outputs one real number
-per pixel, ``logits``, and its mean image is $2\\sigma(\\text{logits}) - 1$ for both
+per pixel, ``logits``, and its mean image is $2\\sigma(\\text{logits}) - 1$ for all three
 likelihoods (Bernoulli on the pixel intensity $(x+1)/2 \\in [0, 1]$, used as a soft target,
-or a Gaussian with a fixed standard deviation around that mean). Simplified: the Gaussian
-decoder has one fixed $\\sigma_x$, not a learned one.
+or a Gaussian with a fixed standard deviation around that mean, or a categorical over the
+discrete grey levels of the data). Only the categorical is a normalised distribution over
+discrete images, so only its nats bound $\\log P(x)$: the Bernoulli on grey targets is a
+training loss, and the Gaussian a density on a continuum the data do not fill. Simplified:
+the Gaussian decoder has one fixed $\\sigma_x$, not a learned one, and the categorical
+reuses the one output per pixel (a Gaussian kernel around the mean, normalised over the
+levels) instead of one logit per level.
 
 The GAN losses (Goodfellow et al. 2014; Lim & Ye 2017; Arjovsky et al. 2017; Gulrajani et
 al. 2017, see the section below) take the discriminator's logits and return batch means:
@@ -31,7 +36,7 @@ from aigc_course.divergences import LOG_2PI, kl_gaussian_diag
 from aigc_course.models.vae import decoder_mean
 
 Tensor = torch.Tensor
-Likelihood = Literal["bernoulli", "gaussian"]
+Likelihood = Literal["bernoulli", "gaussian", "categorical"]
 LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
 
 
@@ -108,12 +113,73 @@ def gaussian_log_likelihood(x: Tensor, logits: Tensor, sigma: float = 0.1) -> Te
     return -squared / (2 * sigma**2) - 0.5 * d * (LOG_2PI + 2 * math.log(sigma))
 
 
+#: grey levels of the ``digits`` images (scikit-learn's integers 0..16, mapped to $[-1, 1]$)
+DIGIT_LEVELS = 17
+
+
+def categorical_level_log_probs(logits: Tensor, sigma: float = 0.1,
+                                levels: int = DIGIT_LEVELS) -> Tensor:
+    """Log-probabilities of each of ``levels`` grey levels $v_k = -1 + \\frac{2k}{L-1}$.
+
+    A categorical whose probabilities are a Gaussian kernel around the decoder mean
+    $\\hat x$, normalised over the $L$ levels (a softmax, so they sum to 1):
+    $$\\log P(v_k \\mid z) = -\\frac{(v_k - \\hat x)^2}{2\\sigma^2}
+    - \\log \\sum_{j=0}^{L-1} e^{-(v_j - \\hat x)^2 / 2\\sigma^2}.$$
+
+    Args:
+        logits: ``(B, C, H, W)`` decoder outputs; the mean is :func:`decoder_mean` of them.
+        sigma: the kernel's width (pixel units of $[-1, 1]$).
+        levels: $L \\ge 2$.
+
+    Returns:
+        ``(B, C, H, W, L)`` log-probabilities.
+    """
+    if sigma <= 0 or levels < 2:
+        raise ValueError(f"need sigma > 0 and levels >= 2, got {sigma}, {levels}")
+    grid = torch.linspace(-1, 1, levels, dtype=logits.dtype, device=logits.device)   # (L,)
+    x_hat = decoder_mean(logits).unsqueeze(-1)                            # (B, C, H, W, 1)
+    return torch.log_softmax(-(grid - x_hat).pow(2) / (2 * sigma**2), dim=-1)  # (..., L)
+
+
+def categorical_log_likelihood(x: Tensor, logits: Tensor, sigma: float = 0.1,
+                               levels: int = DIGIT_LEVELS) -> Tensor:
+    """Categorical $\\log P(x \\mid z) = \\sum_i \\log P(x_i \\mid z)$ over discrete grey levels.
+
+    Normalised over the $L^D$ possible images, so $-\\log P \\ge 0$ and an ELBO with it
+    is a true lower bound on $\\log P(x)$ (:func:`categorical_level_log_probs`).
+
+    Args:
+        x: ``(B, C, H, W)`` images whose pixels lie on the grid $-1 + \\frac{2k}{L-1}$.
+        logits: ``(B, C, H, W)`` decoder outputs.
+
+    Returns:
+        ``(B,)`` nats (at most 0).
+
+    Raises:
+        ValueError: a pixel is off the grid (resized images are not discrete).
+    """
+    position = (x + 1) / 2 * (levels - 1)
+    index = position.round()
+    if (position - index).abs().max() > 1e-3 or index.min() < 0 or index.max() > levels - 1:
+        raise ValueError(f"the categorical likelihood needs pixels on the {levels} grey levels "
+                         "(load digits at their native 8x8)")
+    log_p = categorical_level_log_probs(logits, sigma, levels)            # (B, C, H, W, L)
+    picked = log_p.gather(-1, index.long().unsqueeze(-1)).squeeze(-1)     # (B, C, H, W)
+    return picked.flatten(1).sum(1)
+
+
 def log_likelihood(x: Tensor, logits: Tensor, likelihood: Likelihood = "bernoulli",
                    sigma: float = 0.1) -> Tensor:
-    """$\\log p_\\theta(x \\mid z)$ per example ``(B,)`` for either decoder likelihood."""
+    """$\\log p_\\theta(x \\mid z)$ per example ``(B,)`` for any of the decoder likelihoods.
+
+    ``sigma`` is the Gaussian's standard deviation or the categorical's kernel width
+    (over the 17 grey levels of ``digits``).
+    """
     _check_likelihood(likelihood)
     if likelihood == "bernoulli":
         return bernoulli_log_likelihood(x, logits)
+    if likelihood == "categorical":
+        return categorical_log_likelihood(x, logits, sigma)
     return gaussian_log_likelihood(x, logits, sigma)
 
 

@@ -54,6 +54,33 @@ def test_log_likelihoods_match_torch_distributions() -> None:
         losses.log_likelihood(x, logits, "laplace")  # type: ignore[arg-type]
 
 
+def test_categorical_likelihood_is_normalised_over_the_17_levels() -> None:
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 1, 4, 4, generator=g)
+    log_p = losses.categorical_level_log_probs(logits, 0.1)                # (3, 1, 4, 4, 17)
+    assert log_p.shape == (3, 1, 4, 4, losses.DIGIT_LEVELS)
+    assert torch.allclose(log_p.exp().sum(-1), torch.ones(3, 1, 4, 4), atol=1e-6)
+    k = torch.randint(0, 17, (3, 1, 4, 4), generator=g)
+    x = k / 8 - 1                                                         # levels in [-1, 1]
+    ref = torch.distributions.Categorical(logits=log_p).log_prob(k).flatten(1).sum(1)
+    value = losses.log_likelihood(x, logits, "categorical", 0.1)
+    assert torch.allclose(value, ref, atol=1e-5) and (value <= 0).all()
+    # a 2-pixel image: P sums to 1 over all 17^2 images, so its nats bound log P(x)
+    pairs = torch.cartesian_prod(torch.arange(17), torch.arange(17)).float() / 8 - 1   # (289, 2)
+    one = torch.randn(1, 1, 1, 2, generator=g).expand(289, 1, 1, 2)
+    total = losses.categorical_log_likelihood(pairs.reshape(289, 1, 1, 2), one, 0.3).exp().sum()
+    assert total.item() == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="17 grey levels"):
+        losses.categorical_log_likelihood(x + 0.03, logits)
+
+
+def test_native_digits_lie_on_the_17_levels() -> None:
+    from aigc_course.data import load_images
+
+    x, _ = load_images("digits", "val", image_size=8, max_items=64)
+    assert torch.isfinite(losses.categorical_log_likelihood(x, torch.zeros_like(x))).all()
+
+
 def test_elbo_terms_and_beta_loss() -> None:
     x = torch.zeros(2, 1, 4, 4)
     terms = losses.elbo_terms(x, torch.zeros(2, 1, 4, 4), torch.zeros(2, 3), torch.zeros(2, 3))

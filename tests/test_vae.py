@@ -15,6 +15,7 @@ from aigc_course.train.vae import (
     SHIPPED,
     VAETrainConfig,
     iwae_log_px,
+    likelihood_comparison,
     load_vae,
     reconstruction_report,
     save_vae,
@@ -74,6 +75,19 @@ def test_training_is_deterministic_and_lowers_the_loss() -> None:
     m2, h2 = train_vae(x, y, model_config, config)
     assert h1 == h2 and set(h1) == {"loss", "reconstruction", "kl"}
     assert sum(h1["loss"][-5:]) < sum(h1["loss"][:5])
+
+
+def test_likelihood_comparison_scores_each_decoder_on_the_given_split() -> None:
+    x, _ = load_images("digits", "train", image_size=8, max_items=128)
+    x_val, _ = load_images("digits", "val", image_size=8, max_items=32)
+    rows = likelihood_comparison(x, x_val, (("bernoulli", 0.1), ("categorical", 0.1)), 10,
+                                 latent_dim=4, width=4, n_samples=3)
+    assert [(r["likelihood"], r["sigma"]) for r in rows] == [("bernoulli", 0.1),
+                                                             ("categorical", 0.1)]
+    assert all(r["samples"].shape == (3, 1, 8, 8) and r["kl"] >= 0 for r in rows)
+    model, history = train_vae(x, None, VAEConfig(image_size=8, latent_dim=4, width=4),
+                               VAETrainConfig(steps=5, likelihood="categorical", progress=False))
+    assert min(history["reconstruction"]) > 0            # -log P(x | z) of a probability
 
 
 def test_checkpoint_round_trip_and_periodic_save(tmp_path) -> None:  # noqa: ANN001
