@@ -95,8 +95,11 @@ def test_pareto_front_and_table() -> None:
     table = trade_off_table(rows)
     assert list(table["Pareto"]) == ["yes", "yes", "", "yes", "yes"]
     assert math.isnan(table["label acc."][0])
-    ax = plot_pareto(rows)
-    assert ax.get_xscale() == "log"
+    fig = plot_pareto(rows + [_row("other", 1.0, 9.0, model="n")])
+    assert [ax.get_title() for ax in fig.axes] == ["m", "n"]
+    assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in fig.axes)
+    labels = {t.get_text() for t in fig.axes[0].texts}
+    assert labels == {"base", "fast", "tie", "fastest"}        # the front and the baseline
 
 
 def test_bench_times_every_batch_and_finds_the_goal() -> None:

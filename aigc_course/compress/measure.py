@@ -262,26 +262,41 @@ def trade_off_table(rows: Sequence[TradeOff]) -> Any:
         "Pareto": "yes" if id(r) in front else "", "note": r.note} for r in rows])
 
 
-def plot_pareto(rows: Sequence[TradeOff], ax: Any = None) -> Any:
-    """Speed-up against judge FID, one marker per row, each model's front as a line."""
+def plot_pareto(rows: Sequence[TradeOff], max_fid_ratio: float = 1.1) -> Any:
+    """One panel per model: speed-up against judge FID, both on log scales.
+
+    The Pareto front is joined and labelled, with the baseline (the model's first row);
+    the other rows are drawn smaller, unlabelled (the table names them). A dotted line
+    marks ``max_fid_ratio`` times the baseline's FID, the quality budget.
+
+    Returns:
+        The matplotlib figure.
+    """
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.5))
-    for model in dict.fromkeys(r.model for r in rows):
+    models = list(dict.fromkeys(r.model for r in rows))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
         mine = [r for r in rows if r.model == model]
-        points = ax.scatter([r.speedup for r in mine], [r.fid for r in mine], label=model)
         front = pareto_front(mine)
-        ax.plot([r.speedup for r in front], [r.fid for r in front], "--",
-                color=points.get_facecolor()[0], alpha=0.6)
-        for r in mine:
-            ax.annotate(r.method, (r.speedup, r.fid), fontsize=7, xytext=(3, 3),
+        ax.scatter([r.speedup for r in mine], [r.fid for r in mine], s=18, color="0.6",
+                   label="other rows (see the table)")
+        ax.plot([r.speedup for r in front], [r.fid for r in front], "o--", color="C0",
+                label="Pareto front")
+        labelled = [mine[0], *[r for r in front if r is not mine[0]]]
+        for r in labelled:                 # slanted: front points often share one FID
+            ax.annotate(r.method, (r.speedup, r.fid), fontsize=7, xytext=(3, 5), rotation=35,
                         textcoords="offset points")
-    ax.set(xscale="log", xlabel="speed-up over fp32 eager (1 thread, log scale)",
-           ylabel="judge FID (lower is better)", title="What each compression buys")
-    ax.axvline(1, color="grey", lw=0.8)
-    ax.legend()
-    return ax
+        ax.axhline(max_fid_ratio * mine[0].fid, color="C3", ls=":", lw=1,
+                   label=f"{max_fid_ratio:.2g} x the baseline's FID")
+        ax.axvline(1, color="grey", lw=0.8)
+        ax.set(xscale="log", yscale="log", title=model,
+               xlabel="speed-up over fp32 eager (1 thread, log scale)",
+               ylabel="judge FID (lower is better, log scale)")
+        ax.legend(fontsize=8)
+    fig.suptitle("What each compression buys")
+    fig.tight_layout()
+    return fig
 
 
 class Bench:
