@@ -105,7 +105,7 @@ def test_dpm_solver_from_the_command_line(tmp_path: Path) -> None:
                                + ", ".join(METHODS["gan"])),
     (["--method", "magnitude", "--keep", "0.5"], "--keep do not apply to --method magnitude"),
     (["--method", "magnitude", "--sparsity", "1.0"], "sparsity must be in"),
-    (["--method", "channels", "--keep", "0"], "keep"),
+    (["--method", "channels", "--keep", "0"], "keep must be a fraction in (0, 1], got 0.0"),
 ])
 def test_bad_options_exit_2_with_one_clear_line(args: list[str], message: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
