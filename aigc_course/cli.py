@@ -18,6 +18,10 @@
   or quantise a checkpoint into another of the same kind
   (:func:`aigc_course.compress.methods.compress_checkpoint`; methods per kind in
   :data:`~aigc_course.compress.methods.METHODS`); it samples and evaluates like any.
+* ``aigc-course serve CKPT [--host 127.0.0.1] [--port P] [--workers W] [--max-batch B]
+  [--max-n N] [--queue Q] [--max-steps S] [--drift CAL.json]`` -- an HTTP service of any
+  image checkpoint (:mod:`aigc_course.deploy.service`): ``POST /v1/generate``,
+  ``/healthz``, ``/readyz``, ``/metrics``, a page at ``/``, docs at ``/docs``.
 * ``aigc-course reconstruct CKPT [--split test] [--n 16] [--out rec.npz]`` -- encode and
   decode real images (kinds that can), printing PSNR and SSIM.
 * ``aigc-course train gpt [--text-file F] [--tokenizer char|bpe] --out g.pt`` -- the text
@@ -204,6 +208,29 @@ def _compress(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     print(json.dumps(record, indent=1))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aigc_course.deploy.server import serve
+    from aigc_course.deploy.service import ServeConfig, Served
+
+    try:
+        config = ServeConfig(str(args.checkpoint), max_batch=args.max_batch,
+                             max_wait_ms=args.max_wait_ms, max_n=args.max_n,
+                             max_queue=args.queue, max_steps=args.max_steps,
+                             threads=args.threads,
+                             drift=None if args.drift is None else str(args.drift))
+        Served.load(args.checkpoint)                 # refuse a bad checkpoint before binding
+        if args.drift is not None and not args.drift.is_file():
+            raise FileNotFoundError(f"no drift calibration file {args.drift}")
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    print(f"serving {args.checkpoint} on http://{args.host}:{args.port} "
+          f"({args.workers} worker{'s' if args.workers > 1 else ''}); Ctrl-C stops",
+          file=sys.stderr, flush=True)
+    serve(config, host=args.host, port=args.port, workers=args.workers,
+          log_level=args.log_level)
     return 0
 
 
@@ -411,6 +438,29 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     comp.add_argument("--out", type=Path, required=True, help="the checkpoint to write")
     comp.set_defaults(func=_compress)
+
+    srv = sub.add_parser("serve", help="serve a checkpoint over HTTP (FastAPI, batched)")
+    srv.add_argument("checkpoint", type=Path)
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="the address to listen on (default: loopback only)")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--workers", type=int, default=1,
+                     help="processes sharing the port (metrics merged across them)")
+    srv.add_argument("--max-batch", type=int, default=64,
+                     help="samples per forward pass (1: no batching)")
+    srv.add_argument("--max-wait-ms", type=float, default=5.0,
+                     help="how long a batch waits for more requests")
+    srv.add_argument("--max-n", type=int, default=64, help="samples one request may ask for")
+    srv.add_argument("--queue", type=int, default=256,
+                     help="requests waiting before 503 Retry-After")
+    srv.add_argument("--max-steps", type=int, default=250,
+                     help="sampling steps one request may ask for (diffusion)")
+    srv.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    srv.add_argument("--drift", type=Path, default=None,
+                     help="a drift-monitor calibration file (aigc_course.deploy.drift)")
+    srv.add_argument("--log-level", default="warning",
+                     choices=["critical", "error", "warning", "info", "debug"])
+    srv.set_defaults(func=_serve)
 
     rec = sub.add_parser("reconstruct", help="reconstruct real images; print PSNR and SSIM")
     rec.add_argument("checkpoint", type=Path)

@@ -22,7 +22,10 @@ The contract a kind fulfils:
   ``torch.use_deterministic_algorithms``);
 * a trained model with ``config``, ``conditional``, ``num_classes`` and
   ``sample(n, *, y=None, generator=None, **options)`` (:class:`GenerativeModel`), whose
-  options are listed in ``sample_options`` (``steps``, ``guidance`` for diffusion);
+  options are listed in ``sample_options`` (``steps``, ``guidance`` for diffusion); an
+  image kind's model is also an :class:`ImageModel`: ``noise_shape`` and
+  ``sample(..., noise=...)`` take the starting noise from outside, so a service can draw
+  each request's noise from its own seed and still run many requests in one batch;
 * ``save(model, path, metadata)`` and ``from_checkpoint(checkpoint, path)`` in the one
   format of :mod:`aigc_course.checkpoint` (``weights_only=True``);
 * the shipped checkpoint's path and recipe (the :func:`train_and_save` arguments that
@@ -85,6 +88,21 @@ class GenerativeModel(Protocol):
     def sample(self, n: int, *, y: Tensor | None = None,
                generator: torch.Generator | None = None, **options: Any) -> Tensor:
         """``n`` samples ``(n, C, H, W)`` in ``[-1, 1]`` (labels ``y`` ``(n,)`` if conditional)."""
+
+
+@runtime_checkable
+class ImageModel(GenerativeModel, Protocol):
+    """An image kind's model: its starting noise can be drawn outside ``sample``."""
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """One sample's starting noise (a GAN's or VAE's $z$, a diffusion model's $x_T$)."""
+
+    def sample(self, n: int, *, y: Tensor | None = None,
+               generator: torch.Generator | None = None, noise: Tensor | None = None,
+               **options: Any) -> Tensor:
+        """As :meth:`GenerativeModel.sample`; ``noise`` ``(n, *noise_shape)`` replaces the
+        draw from ``generator``, and the same noise gives the same images."""
 
 
 class ClassConditional:

@@ -1,15 +1,17 @@
-"""Small helpers every chapter uses: seeding, devices, parameter counts, timing.
+"""Small helpers every chapter uses: seeding, devices, parameter counts, timing, hashes.
 
 This module is the only copy of these helpers; chapters import them from here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -145,3 +147,12 @@ def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hex (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -23,14 +23,13 @@ Methods (:data:`METHODS`):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from aigc_course import kinds
 from aigc_course.checkpoint import pack_checkpoint, read_checkpoint
 from aigc_course.models.gan import DCGAN, GANConfig
-from aigc_course.utils import seeded
+from aigc_course.utils import file_sha256, seeded
 
 #: the shipped student of the shipped chapter 03 generator (see checkpoints/README.md)
 SHIPPED_STUDENT = Path(__file__).resolve().parents[1] / "checkpoints" / "gan_student_digits16.pt"
@@ -43,10 +42,6 @@ METHODS: dict[str, dict[str, dict[str, Any]]] = {
     "ddpm": {"steps": {"steps": 4, "start": 16, "round_steps": 200, "seed": 0},
              "int8": {}},
 }
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def student_config(teacher: GANConfig, width: float = 1.0) -> GANConfig:
@@ -147,7 +142,7 @@ def compress_checkpoint(path: str | Path, method: str, out: str | Path, *,
     metadata = {k: v for k, v in checkpoint.get("metadata", {}).items()
                 if k not in ("history", "torch_version", "weights")}
     record: dict[str, Any] = {"method": method, "options": o, "source": str(path),
-                              "source_sha256": _sha256(path),
+                              "source_sha256": file_sha256(path),
                               "source_bytes": path.stat().st_size}
     if method == "int8":
         result = model

@@ -279,6 +279,11 @@ class DCGAN(ClassConditional, nn.Module):
 
 
 
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's starting noise $z$: ``(latent_dim,)``."""
+        return (self.config.latent_dim,)
+
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """$z \\sim \\mathcal N(0, I)$, ``(n, latent_dim)``, on the model's device."""
         device = next(self.parameters()).device
@@ -286,13 +291,15 @@ class DCGAN(ClassConditional, nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, noise: Tensor | None = None
+               ) -> Tensor:
         """``n`` images $G(z[, y])$ ``(n, C, H, W)`` in $[-1, 1]$ (generator in eval mode).
 
         Args:
             n: number of samples.
             y: ``(n,)`` classes for a conditional model (``None``: cycle through them).
             generator: random generator for $z$.
+            noise: the latents $z$ ``(n, latent_dim)`` (``None``: drawn with ``generator``).
         """
         if self.conditional and y is None:
             y = torch.arange(n) % self.config.num_classes
@@ -300,7 +307,8 @@ class DCGAN(ClassConditional, nn.Module):
             y = y.to(next(self.parameters()).device)
         was_training = self.generator.training
         self.generator.eval()
-        images = self.generator(self.latent(n, generator), y if self.conditional else None)
+        z = self.latent(n, generator) if noise is None else noise.to(self.latent(0).device)
+        images = self.generator(z, y if self.conditional else None)
         self.generator.train(was_training)
         return images
 

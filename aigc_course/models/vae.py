@@ -146,19 +146,27 @@ class ConvVAE(ClassConditional, nn.Module):
         mu, _ = self.encode(x, y)
         return decoder_mean(self.decode(mu, y))
 
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's starting noise $z$: ``(latent_dim,)``."""
+        return (self.config.latent_dim,)
+
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, noise: Tensor | None = None
+               ) -> Tensor:
         """$z \\sim \\mathcal N(0, I)$, decoder mean: ``(n, C, H, W)`` in $[-1, 1]$.
 
         Args:
             n: how many.
             y: ``(n,)`` labels for a conditional model (``None``: cycle through classes).
             generator: random generator for $z$.
+            noise: the latents $z$ ``(n, latent_dim)`` (``None``: drawn with ``generator``).
         """
         device = next(self.parameters()).device
         if self.conditional and y is None:
             y = torch.arange(n) % self.config.num_classes
         y = None if y is None else y.to(device)
-        z = torch.randn(n, self.config.latent_dim, generator=generator).to(device)
+        z = (torch.randn(n, self.config.latent_dim, generator=generator)
+             if noise is None else noise).to(device)
         return decoder_mean(self.decode(z, y))

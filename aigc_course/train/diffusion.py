@@ -101,6 +101,12 @@ class DiffusionModel(ClassConditional):
         return self
 
     @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's starting noise $x_T$: ``(C, H, W)``."""
+        c = self.config
+        return (c.channels, c.image_size, c.image_size)
+
+    @property
     def sampling_steps(self) -> int:
         """Steps when none are asked for: a distilled student's own, else 50."""
         return int(self.train.get("sampling_steps", DEFAULT_STEPS))
@@ -110,7 +116,7 @@ class DiffusionModel(ClassConditional):
                generator: torch.Generator | None = None, steps: int | None = None,
                guidance: float = 0.0, eta: float = 0.0, sampler: Sampler = "ddim",
                progress: bool = False, return_path: bool = False,
-               x_T: Tensor | None = None) -> Tensor:
+               noise: Tensor | None = None) -> Tensor:
         """``n`` images ``(n, C, H, W)`` in ``steps`` steps, guided with scale ``w``.
 
         Args:
@@ -126,8 +132,8 @@ class DiffusionModel(ClassConditional):
             sampler: ``"ddim"`` (:class:`~aigc_course.diffusion.DDIM`) or ``"dpm++2m"``
                 (:class:`~aigc_course.diffusion.DPMSolver`, DPM-Solver++(2M)).
             progress: show a progress bar. return_path: also return every $x_t$.
-            x_T: the starting noise ``(n, C, H, W)`` (``None``: drawn with ``generator``),
-                so that several samplers can start from the same points.
+            noise: the starting noise $x_T$ ``(n, C, H, W)`` (``None``: drawn with
+                ``generator``), so that several samplers can start from the same points.
 
         Raises:
             ValueError: ``steps`` outside ``1..T``, guidance for an unconditional model,
@@ -153,9 +159,9 @@ class DiffusionModel(ClassConditional):
             if eta:
                 raise ValueError("eta applies to DDIM only; DPM-Solver++(2M) is deterministic")
             return DPMSolver(net, self.schedule, clip_x0=True).sample(
-                shape, steps, labels, generator, progress, x_T=x_T, return_path=return_path)
+                shape, steps, labels, generator, progress, x_T=noise, return_path=return_path)
         return DDIM(net, self.schedule, eta=eta, clip_x0=True).sample(
-            shape, steps, labels, generator, progress, x_T=x_T, return_path=return_path)
+            shape, steps, labels, generator, progress, x_T=noise, return_path=return_path)
 
 
 def train_diffusion(images: Tensor, labels: Tensor | None, model_config: DenoiserConfig,
