@@ -11,7 +11,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1 torchao==0.18.0
 export OMP_NUM_THREADS ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test lint format strip outputs student clean judge
+.PHONY: setup browser book test lint format strip outputs student clean judge
 
 setup: $(STAMP)
 
@@ -34,8 +34,20 @@ book: setup
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Open _build/html/index.html"
 
+## browser: Debian's chromium and chromedriver, for the test of chapter 10's page. Installed
+# with apt when missing and running as root; otherwise that one test is skipped (it says why).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver with apt (chapter 10's browser test)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "apt could not install chromium: the browser test will be skipped"; \
+	else echo "no chromium and not root: the browser test will be skipped"; fi
+
 ## test: the whole suite (ruff, the import layers, mypy, unit, parity, quality, notebooks, book)
-test: setup
+test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy

@@ -18,6 +18,10 @@
   or quantise a checkpoint into another of the same kind
   (:func:`aigc_course.compress.methods.compress_checkpoint`; methods per kind in
   :data:`~aigc_course.compress.methods.METHODS`); it samples and evaluates like any.
+* ``aigc-course export CKPT --format pt2|onnx --out F`` -- the network a request runs, with
+  a dynamic batch, checked against eager (:mod:`aigc_course.deploy.export`).
+* ``aigc-course calibrate-drift CKPT [--window W] [--windows K] [--rate A] --out CAL.json``
+  -- fit the output drift monitor on healthy windows (:mod:`aigc_course.deploy.drift`).
 * ``aigc-course serve CKPT [--host 127.0.0.1] [--port P] [--workers W] [--max-batch B]
   [--max-n N] [--queue Q] [--max-steps S] [--drift CAL.json]`` -- an HTTP service of any
   image checkpoint (:mod:`aigc_course.deploy.service`): ``POST /v1/generate``,
@@ -208,6 +212,37 @@ def _compress(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     print(json.dumps(record, indent=1))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from aigc_course.deploy.export import export_checkpoint
+
+    try:
+        report = export_checkpoint(args.checkpoint, args.format, args.out)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    print(json.dumps(report.as_dict(), indent=1))
+    return 0
+
+
+def _calibrate_drift(args: argparse.Namespace) -> int:
+    from aigc_course.deploy.drift import calibrate
+    from aigc_course.deploy.service import Served
+
+    try:
+        if args.out.resolve() == args.checkpoint.resolve():
+            raise ValueError("--out must not be the checkpoint itself")
+        served = Served.load(args.checkpoint)
+        calibration = calibrate(served.model, dataset=served.dataset or "digits",
+                                window_size=args.window, windows=args.windows,
+                                false_alarm_rate=args.rate, seed=args.seed,
+                                description=f"{args.checkpoint} ({served.sha256[:12]})")
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    calibration.save(args.out)
+    print(json.dumps({"out": str(args.out), "window": args.window, "windows": args.windows,
+                      "false_alarm_rate": args.rate}))
     return 0
 
 
@@ -438,6 +473,23 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     comp.add_argument("--out", type=Path, required=True, help="the checkpoint to write")
     comp.set_defaults(func=_compress)
+
+    exp = sub.add_parser("export", help="export a checkpoint's network to .pt2 or ONNX")
+    exp.add_argument("checkpoint", type=Path)
+    exp.add_argument("--format", required=True, choices=["pt2", "onnx"])
+    exp.add_argument("--out", type=Path, required=True, help="the file to write")
+    exp.set_defaults(func=_export)
+
+    cal = sub.add_parser("calibrate-drift",
+                         help="fit the drift monitor on a healthy model (for serve --drift)")
+    cal.add_argument("checkpoint", type=Path)
+    cal.add_argument("--window", type=int, default=256, help="samples per window")
+    cal.add_argument("--windows", type=int, default=200, help="healthy windows fitted")
+    cal.add_argument("--rate", type=float, default=0.01,
+                     help="false alarms per healthy window")
+    cal.add_argument("--seed", type=int, default=10000)
+    cal.add_argument("--out", type=Path, required=True, help="the calibration JSON to write")
+    cal.set_defaults(func=_calibrate_drift)
 
     srv = sub.add_parser("serve", help="serve a checkpoint over HTTP (FastAPI, batched)")
     srv.add_argument("checkpoint", type=Path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,17 +22,11 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from aigc_course.deploy.loadtest import free_port
 from aigc_course.deploy.service import CONFIG_ENV, MULTIPROC_ENV, ServeConfig, create_app
 
 #: seconds uvicorn waits for open requests after SIGTERM before it closes them
 GRACEFUL_SECONDS = 30
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on now (the OS picks it; bind then release)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,

@@ -310,10 +310,21 @@ class Guard:
         start = time.perf_counter()
         status = {"code": 500}
 
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.metrics.requests.labels(route, scope["method"], str(status["code"])).inc()
+                self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+
         async def send_counted(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-            await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                record()              # before the last byte leaves: a scrape that follows
+            await send(message)       # the response always counts it
 
         declared = dict(scope["headers"]).get(b"content-length")
         too_big = declared is not None and (not declared.isdigit()
@@ -333,8 +344,7 @@ class Guard:
                 return message
 
             await self.app(scope, receive_capped, send_counted)
-        self.metrics.requests.labels(route, scope["method"], str(status["code"])).inc()
-        self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+        record()
 
     @property
     def _detail(self) -> str:
@@ -416,7 +426,8 @@ def create_app(config: ServeConfig, monitor: Monitor | None = None) -> FastAPI:
     async def readyz() -> dict[str, Any]:
         """200 once the model is loaded (503 before)."""
         served = served_or_503()
-        return {"ready": True, "kind": served.kind.name, "checkpoint_sha256": served.sha256}
+        return {"ready": True, "kind": served.kind.name, "checkpoint_sha256": served.sha256,
+                "worker_pid": os.getpid()}
 
     @app.get("/v1/info")
     async def info() -> dict[str, Any]:

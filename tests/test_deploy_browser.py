@@ -1,0 +1,96 @@
+"""The service's page in a real headless browser (Debian's chromium and chromedriver).
+
+``make test`` installs ``chromium`` and ``chromium-driver`` through apt when they are
+missing and it runs as root; elsewhere this test is skipped with the reason. The page
+must load without a console error, describe the model from ``/v1/info``, and, when the
+form is submitted, show a decoded PNG of the requested grid size.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from aigc_course import kinds
+from aigc_course.deploy.server import LocalServer
+from aigc_course.deploy.service import grid_shape
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None or DRIVER is None,
+                       reason="no chromium/chromedriver: `make test` installs them with apt "
+                              "when run as root (apt-get install chromium chromium-driver)"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> object:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="aigc-chromium-")
+    # headless, and none of Chromium's own connections (this machine has no network)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_for(condition: object, timeout: float = 20.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()                                          # type: ignore[operator]
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the page")
+
+
+def test_the_page_generates_a_grid_of_the_requested_size(browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+    with LocalServer(kinds.CHECKPOINTS / "gan_digits16.pt", env={"OMP_NUM_THREADS": "1"}) as s:
+        driver.get(s.url + "/")                                      # type: ignore[attr-defined]
+        wait_for(lambda: driver.find_element(By.ID, "go").is_enabled())  # type: ignore[attr-defined]
+        described = driver.find_element(By.ID, "model").text            # type: ignore[attr-defined]
+        assert "gan model" in described and "10 classes" in described
+        Select(driver.find_element(By.ID, "label")).select_by_value("4")  # type: ignore[attr-defined]
+        n = driver.find_element(By.ID, "n")                              # type: ignore[attr-defined]
+        n.clear()
+        n.send_keys("6")
+        driver.find_element(By.ID, "go").click()                         # type: ignore[attr-defined]
+        grid = driver.find_element(By.ID, "grid")                        # type: ignore[attr-defined]
+        loaded = wait_for(lambda: grid.get_attribute("data-loaded"))
+        height, width = grid_shape(6, 16)
+        assert loaded == f"{width}x{height}"
+        assert driver.execute_script(                                    # type: ignore[attr-defined]
+            "const i = document.getElementById('grid'); return i.complete && i.naturalWidth")
+        assert "seed 0" in driver.find_element(By.ID, "meta").text       # type: ignore[attr-defined]
+
+        # a refused request is shown on the page, not thrown into the console
+        n.clear()
+        n.send_keys("999")
+        driver.execute_script("document.getElementById('n').removeAttribute('max')")  # type: ignore[attr-defined]
+        driver.find_element(By.ID, "go").click()                         # type: ignore[attr-defined]
+        error = wait_for(lambda: driver.find_element(By.ID, "error").text)  # type: ignore[attr-defined]
+        assert "422" in str(error) and "n must be in 1..64" in str(error)
+        logs = driver.get_log("browser")                                 # type: ignore[attr-defined]
+    severe = [entry for entry in logs if entry["level"] == "SEVERE"
+              and "/v1/generate - Failed to load resource" not in entry["message"]]
+    assert not severe, severe

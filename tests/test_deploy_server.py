@@ -1,0 +1,117 @@
+"""The service as users run it: ``aigc-course serve`` in its own process on a free
+loopback port (:class:`~aigc_course.deploy.server.LocalServer`).
+
+* graceful shutdown: a request in flight when SIGTERM arrives still gets its images;
+* several workers: requests land on more than one process, and ``/metrics`` on any of
+  them counts every request (Prometheus' multiprocess mode);
+* bounded load (:func:`aigc_course.deploy.loadtest.run_load`): no 5xx but the 503s of
+  a full queue, and each 503 carries ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+from email.message import Message
+
+import pytest
+
+from aigc_course import kinds
+from aigc_course.deploy.server import LocalServer
+
+pytestmark = pytest.mark.slow
+GAN, DDPM = kinds.CHECKPOINTS / "gan_digits16.pt", kinds.CHECKPOINTS / "ddpm_digits16.pt"
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
+def post(url: str, body: dict[str, object], timeout: float = 60) -> tuple[int, Message, bytes]:
+    """Status, headers (case-insensitive) and body of one generate request."""
+    request = urllib.request.Request(url + "/v1/generate", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def counter(metrics: str, prefix: str) -> float:
+    return sum(float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith(prefix))
+
+
+def test_sigterm_finishes_the_request_in_flight() -> None:
+    server = LocalServer(DDPM, env=ONE_THREAD, max_steps=1000).start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            slow = pool.submit(post, server.url, {"n": 32, "steps": 200, "seed": 1})
+            time.sleep(1.0)                                 # the batch is running
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            status, headers, body = slow.result(timeout=60)
+            took = time.monotonic() - started
+        assert status == 200 and headers["Content-Type"] == "image/png" and body
+        assert took > 1.0                                   # it really was in flight
+        server.process.wait(30)
+        assert server.process.returncode in (0, -signal.SIGTERM)   # uvicorn re-raises it
+        assert "Traceback" not in server.read_log()
+    finally:
+        server.stop()
+
+
+def test_two_workers_share_the_port_and_report_every_request() -> None:
+    requests = 40
+    with LocalServer(GAN, workers=2, env=ONE_THREAD) as server:
+        ready: set[int] = set()                  # /readyz answered by each worker
+        deadline = time.monotonic() + 60
+        while len(ready) < 2 and time.monotonic() < deadline:
+            try:
+                ready.add(json.loads(get(server.url + "/readyz"))["worker_pid"])
+            except urllib.error.HTTPError:       # a worker still loading its model
+                time.sleep(0.1)
+        assert len(ready) == 2, "the second worker never got ready"
+        def one(seed: int) -> str:
+            status, headers, _ = post(server.url, {"n": 1, "seed": seed})
+            assert status == 200
+            return headers["X-Worker-PID"]
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            workers = set(pool.map(one, range(requests)))
+        assert len(workers) == 2, f"all requests went to {workers}"
+        ok = 'aigc_requests_total{method="POST",route="/v1/generate",status="200"}'
+        for _ in range(4):                       # each scrape may land on either worker
+            assert counter(get(server.url + "/metrics"), ok) == requests
+            assert counter(get(server.url + "/metrics"),
+                           "aigc_samples_generated_total") == requests
+
+
+def test_bounded_load_no_server_errors_and_503_says_retry_after() -> None:
+    from aigc_course.deploy.loadtest import run_load
+
+    with LocalServer(GAN, env=ONE_THREAD, max_batch=64, queue=2) as server:
+        result = run_load(server.url + "/v1/generate", requests=300, concurrency=16,
+                          time_cap_s=60, payload=lambda i: {"n": 4, "seed": i})
+        assert result.server_errors == 0 and result.errors == 0
+        assert result.completed == 300
+        assert result.rejected > 0                # 16 clients against a queue of 2
+        assert result.status_counts.get(200, 0) + result.rejected == 300
+        status, headers = 0, Message()
+        for _ in range(200):                      # catch one 503 to read its header
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                answers = list(pool.map(lambda i: post(server.url, {"n": 16, "seed": i}),
+                                        range(32)))
+            refused = [a for a in answers if a[0] == 503]
+            if refused:
+                status, headers = refused[0][0], refused[0][1]
+                break
+        assert status == 503 and headers["Retry-After"] == "1"
