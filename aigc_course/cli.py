@@ -254,11 +254,15 @@ def _serve(args: argparse.Namespace) -> int:
         config = ServeConfig(str(args.checkpoint), max_batch=args.max_batch,
                              max_wait_ms=args.max_wait_ms, max_n=args.max_n,
                              max_queue=args.queue, max_steps=args.max_steps,
-                             threads=args.threads,
+                             max_new_tokens=args.max_new_tokens,
+                             threads=args.threads, device=args.device,
                              drift=None if args.drift is None else str(args.drift))
-        Served.load(args.checkpoint)                 # refuse a bad checkpoint before binding
-        if args.drift is not None and not args.drift.is_file():
-            raise FileNotFoundError(f"no drift calibration file {args.drift}")
+        served = Served.load(args.checkpoint, args.device)   # refuse a bad checkpoint now
+        if args.drift is not None:
+            if served.text:
+                raise ValueError("--drift watches images; this is a text model")
+            if not args.drift.is_file():
+                raise FileNotFoundError(f"no drift calibration file {args.drift}")
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port} "
@@ -500,14 +504,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="processes sharing the port (metrics merged across them)")
     srv.add_argument("--max-batch", type=int, default=64,
                      help="samples per forward pass (1: no batching)")
-    srv.add_argument("--max-wait-ms", type=float, default=5.0,
-                     help="how long a batch waits for more requests")
+    srv.add_argument("--max-wait-ms", type=float, default=0.0,
+                     help="how long a batch waits for more requests (0: it takes those "
+                          "waiting when the model frees up)")
     srv.add_argument("--max-n", type=int, default=64, help="samples one request may ask for")
     srv.add_argument("--queue", type=int, default=256,
                      help="requests waiting before 503 Retry-After")
     srv.add_argument("--max-steps", type=int, default=250,
                      help="sampling steps one request may ask for (diffusion)")
+    srv.add_argument("--max-new-tokens", type=int, default=256,
+                     help="tokens one text request may ask for (a gpt model)")
     srv.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    srv.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                     help="where the network runs (auto: CUDA when available)")
     srv.add_argument("--drift", type=Path, default=None,
                      help="a drift-monitor calibration file (aigc_course.deploy.drift)")
     srv.add_argument("--log-level", default="warning",

@@ -16,8 +16,8 @@ Chapters extend a profile with their own knobs by subclassing :class:`Profile`
 ``cls=`` to :func:`resolve`, or by ``profile.replace(...)``. Every chapter's class lives
 here, in one place: :class:`DataProfile` (01), :class:`FoundationsProfile` (02),
 :class:`GANProfile` (03), :class:`VAEProfile` (04), :class:`DiffusionProfile` (05),
-:class:`TextProfile` (06), :class:`EvaluationProfile` (08) and
-:class:`CompressionProfile` (09); a model kind names its class
+:class:`TextProfile` (06), :class:`EvaluationProfile` (08),
+:class:`CompressionProfile` (09) and :class:`DeployProfile` (10); a model kind names its class
 (:mod:`aigc_course.kinds`). The dataset
 is a knob like any other, so the ``gpu`` profile runs on an offline GPU machine with
 ``resolve("gpu", dataset="mnist5k")``.
@@ -591,3 +591,62 @@ class CompressionProfile(Profile):
                                          "solver_steps": (2,), "distill_round_steps": 3,
                                          "distill_start": 4, "distill_end": 2,
                                          "distill_batch": 8}
+
+
+@dataclass(frozen=True)
+class DeployProfile(Profile):
+    """Chapter 10's knobs (``profiles.resolve(name, cls=DeployProfile)``).
+
+    The model served is chapter 03's GAN on ``model_profile`` (the shipped 16x16 digits
+    model on ``smoke`` and ``cpu``; on ``gpu`` the one chapter 03 trains), and for the
+    batching comparison also chapter 05's DDPM. Every load test is bounded: a fixed
+    number of requests and a time cap, against 127.0.0.1 only.
+
+    Attributes:
+        model_profile: the profile whose chapter 03 / 05 models are served.
+        serve_device: where the server runs the network (``"auto"``: CUDA when available).
+        export_rounds: alternated timing rounds of eager against the exported files.
+        load_requests: requests per load test (GAN, one sample each).
+        load_rounds: rounds of (batching off, on) in alternated order.
+        concurrencies: closed-loop clients of the load tests.
+        time_cap_s: the time cap of each load test.
+        ddpm_requests: requests per load test of the DDPM (0: skip it).
+        ddpm_steps: DDIM steps of each DDPM request.
+        memory_requests: requests between the two resident-memory readings.
+        drift_window: samples per drift-monitor window.
+        drift_windows: healthy windows the thresholds are calibrated on.
+        drift_rate: the false-alarm rate per healthy window.
+        healthy_windows: fresh healthy windows shown (and counted) after calibration.
+        degraded_sparsity: magnitude-pruning sparsity of the degraded checkpoint.
+    """
+
+    model_profile: str = "cpu"
+    serve_device: str = "cpu"
+    export_rounds: int = 7
+    load_requests: int = 400
+    load_rounds: int = 2
+    concurrencies: tuple[int, ...] = (1, 4, 16)
+    time_cap_s: float = 30.0
+    ddpm_requests: int = 160
+    ddpm_steps: int = 10
+    memory_requests: int = 1000
+    drift_window: int = 256
+    drift_windows: int = 200
+    drift_rate: float = 0.01
+    healthy_windows: int = 20
+    degraded_sparsity: float = 0.8
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"export_rounds": 3, "load_requests": 150, "load_rounds": 1,
+                  "time_cap_s": 10.0, "ddpm_requests": 0, "memory_requests": 300,
+                  "drift_window": 128, "drift_windows": 40, "healthy_windows": 4,
+                  "num_threads": 1},
+        "cpu": {"num_threads": 1},
+        "gpu": {"model_profile": "gpu", "serve_device": "auto", "load_requests": 1000,
+                "load_rounds": 3, "ddpm_requests": 400, "healthy_windows": 50},
+    }
+    # the gpu shape: the 32x32 GAN chapter 03 trains in its dry run, a few requests each
+    DRY_RUN: ClassVar[dict[str, Any]] = {"export_rounds": 3, "load_requests": 60,
+                                         "load_rounds": 1, "time_cap_s": 10.0,
+                                         "ddpm_requests": 0, "memory_requests": 100,
+                                         "drift_window": 64, "drift_windows": 20,
+                                         "healthy_windows": 2}

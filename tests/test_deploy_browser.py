@@ -94,3 +94,30 @@ def test_the_page_generates_a_grid_of_the_requested_size(browser: object) -> Non
     severe = [entry for entry in logs if entry["level"] == "SEVERE"
               and "/v1/generate - Failed to load resource" not in entry["message"]]
     assert not severe, severe
+
+
+def test_the_page_completes_a_prompt_with_a_text_model(browser: object, tmp_path: object
+                                                       ) -> None:
+    from selenium.webdriver.common.by import By
+
+    from aigc_course.cli import main
+
+    corpus = tmp_path / "corpus.txt"                                     # type: ignore[operator]
+    corpus.write_text("The quick brown fox jumps over the lazy dog.\n\n" * 40)
+    checkpoint = tmp_path / "g.pt"                                       # type: ignore[operator]
+    assert main(["train", "gpt", "--text-file", str(corpus), "--profile", "smoke",
+                 "--steps", "10", "--out", str(checkpoint)]) == 0
+    driver = browser
+    with LocalServer(checkpoint, env={"OMP_NUM_THREADS": "1"}) as s:
+        driver.get(s.url + "/")                                          # type: ignore[attr-defined]
+        wait_for(lambda: driver.find_element(By.ID, "go").is_enabled())  # type: ignore[attr-defined]
+        assert "text model" in driver.find_element(By.ID, "model").text  # type: ignore[attr-defined]
+        assert not driver.find_element(By.ID, "label").is_displayed()    # type: ignore[attr-defined]
+        prompt = driver.find_element(By.ID, "prompt")                    # type: ignore[attr-defined]
+        prompt.clear()
+        prompt.send_keys("The lazy ")
+        driver.find_element(By.ID, "go").click()                         # type: ignore[attr-defined]
+        texts = wait_for(lambda: driver.find_element(By.ID, "texts").text)  # type: ignore[attr-defined]
+        assert str(texts).startswith("The lazy ")
+        logs = driver.get_log("browser")                                 # type: ignore[attr-defined]
+    assert not [entry for entry in logs if entry["level"] == "SEVERE"], logs

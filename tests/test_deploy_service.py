@@ -300,3 +300,50 @@ def test_bad_batcher_settings() -> None:
     for bad in ({"max_batch": 0}, {"max_wait_ms": -1}, {"max_queue": 0}):
         with pytest.raises(ValueError, match="must be >= "):
             DynamicBatcher(lambda x, y, o: x, **bad)               # type: ignore[arg-type]
+
+
+# --- a text model (chapter 06's gpt) --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gpt_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aigc_course.cli import main
+
+    folder = tmp_path_factory.mktemp("gpt")
+    corpus = folder / "corpus.txt"
+    corpus.write_text("The quick brown fox jumps over the lazy dog. A lazy dog sleeps.\n\n" * 40)
+    out = folder / "g.pt"
+    assert main(["train", "gpt", "--text-file", str(corpus), "--profile", "smoke",
+                 "--steps", "20", "--out", str(out)]) == 0
+    return out
+
+
+def test_a_text_model_completes_prompts_and_refuses_the_image_route(gpt_checkpoint: Path
+                                                                     ) -> None:
+    with client(gpt_checkpoint, max_n=4, max_new_tokens=50) as c:
+        info = c.get("/v1/info").json()
+        assert info["modality"] == "text" and info["route"] == "/v1/complete"
+        body = {"prompt": "The ", "n": 2, "max_new_tokens": 20, "seed": 5,
+                "temperature": 0.8}
+        first = c.post("/v1/complete", json=body).json()
+        assert first["n"] == 2 and len(first["texts"]) == 2 and first["seed"] == 5
+        assert all(t.startswith("The ") for t in first["texts"])
+        assert c.post("/v1/complete", json=body).json()["texts"] == first["texts"]   # seeded
+        _, model = kinds.load_model(gpt_checkpoint)
+        ids = model.sample(2, generator=torch.Generator().manual_seed(5), prompt="The ",
+                           max_new_tokens=20, temperature=0.8, top_k=None, top_p=None)
+        assert first["texts"] == [model.tokenizer.decode(row.tolist()) for row in ids]
+        r = c.post("/v1/generate", json={"n": 1})
+        assert r.status_code == 404 and "POST /v1/complete" in r.json()["detail"]
+        before = forward_passes(c)
+        for bad, says in (({"max_new_tokens": 51}, "max_new_tokens must be in 1..50"),
+                          ({"n": 5}, "n must be in 1..4"), ({"prompt": ""}, "at least 1"),
+                          ({"prompt": "\u2603"}, "vocabulary"), ({"temperature": 0}, "greater"),
+                          ({"top_p": 1.5}, "less than or equal"), ({"prompt": 3}, "string")):
+            r = c.post("/v1/complete", json={"max_new_tokens": 10, **bad})
+            assert r.status_code == 422 and says.lower() in str(r.json()["detail"]).lower(), bad
+        assert forward_passes(c) == before
+
+
+def test_an_image_model_refuses_the_text_route(gan: TestClient) -> None:
+    r = gan.post("/v1/complete", json={"prompt": "The "})
+    assert r.status_code == 404 and "POST /v1/generate" in r.json()["detail"]

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from aigc_course.data import load_images, split_indices
@@ -160,3 +161,23 @@ def test_ch09_global_magnitude_masks_match_torch_prune() -> None:
     prune.global_unstructured([(m, "weight") for m in layers], prune.L1Unstructured, amount=0.6)
     for m, mask in zip(layers, masks, strict=True):
         assert torch.equal(m.weight_mask.bool(), mask)
+
+
+def test_ch10_psi_by_hand_matches_the_monitor() -> None:
+    import torch
+
+    from aigc_course.deploy.drift import psi
+    from aigc_course.exercises.ch10 import psi_by_hand
+
+    observed, expected = [30, 0, 5, 65], [25.0, 10.0, 10.0, 55.0]
+    assert psi_by_hand(observed, expected) == pytest.approx(
+        psi(torch.tensor(observed), torch.tensor(expected)), rel=1e-12)
+    assert psi_by_hand(expected, expected) == 0.0
+    with pytest.raises(ValueError):
+        psi_by_hand([1], [1])
+
+
+def test_ch10_littles_law() -> None:
+    from aigc_course.exercises.ch10 import littles_law_concurrency
+
+    assert littles_law_concurrency(400.0, 40.0) == pytest.approx(16.0)

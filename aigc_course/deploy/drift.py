@@ -664,3 +664,41 @@ def load_monitor(path: str | Path, model: Any | None = None) -> DriftMonitor:
         raise ValueError(f"{path} calibrates a{'' if calibration.conditional else 'n un'}"
                          f"conditional model; the served model is not")
     return DriftMonitor(calibration)
+
+
+def plot_windows(histories: dict[str, list[WindowResult]], calibration: DriftCalibration
+                 ) -> Any:
+    """Each window's two scores against their alarm levels, one line per history.
+
+    ``histories`` maps a name (``"healthy"``, ``"over-pruned"``) to
+    :meth:`DriftMonitor.history`. The class score's threshold follows each window's
+    requested labels, so it is drawn per window; the feature score's is one line.
+    Scores are on a symmetric-log axis (the MMD² of a healthy window is about 0, either
+    sign).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for (name, history), colour in zip(histories.items(), ("C0", "C3", "C2", "C1"),
+                                       strict=False):
+        windows = [w.index for w in history]
+        left.plot(windows, [w.score_class for w in history], "o-", color=colour, label=name)
+        left.plot(windows, [w.threshold_class for w in history], "_", color=colour,
+                  markersize=12)
+        right.plot(windows, [w.score_feature for w in history], "o-", color=colour,
+                   label=name)
+        alarms = [w for w in history if w.alert]
+        right.plot([w.index for w in alarms], [w.score_feature for w in alarms], "x",
+                   color="k", markersize=9)
+    right.axhline(calibration.threshold_feature, color="k", ls=":",
+                  label=f"alarm level ({calibration.false_alarm_rate:.0%} / 2)")
+    left.set(yscale="log", xlabel="window", ylabel="PSI of the judge's classes",
+             title="class score (bars: each window's alarm level)")
+    right.set(yscale="symlog", xlabel="window", ylabel="MMD² of judge features",
+              title="feature score (x: window alarmed)")
+    right.set_yscale("symlog", linthresh=max(abs(calibration.threshold_feature) / 10, 1e-8))
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -6,11 +6,15 @@
 * :class:`LocalServer` -- the same command started as a subprocess on a free loopback
   port, waited for until ``/readyz`` answers 200, stopped with SIGTERM (so graceful
   shutdown is what every test and the chapter exercise). What the load test and the
-  browser test talk to.
+  browser test talk to; :meth:`LocalServer.call` and :meth:`LocalServer.metric` are a
+  small synchronous client for notebooks and tests.
+* :func:`read_metric` -- one metric's value, summed over the series that match, parsed
+  from Prometheus' text format with ``prometheus_client``'s own parser.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,8 +23,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from aigc_course.deploy.loadtest import free_port
 from aigc_course.deploy.service import CONFIG_ENV, MULTIPROC_ENV, ServeConfig, create_app
@@ -54,6 +60,29 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000,
         os.environ[CONFIG_ENV] = config.to_json()
         uvicorn.run("aigc_course.deploy.service:app_from_environment", factory=True,
                     workers=workers, **common)        # type: ignore[arg-type]
+
+
+def read_metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels`` (0 if none).
+
+    ``name`` is the sample's name as exposed (``aigc_requests_total``,
+    ``aigc_batch_size_count``, ``aigc_drift``).
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v
+                                              for k, v in labels.items()))
+
+
+def _die_with_parent() -> None:          # pragma: no cover (runs in the child)
+    """Linux: the server gets SIGTERM when the process that started it dies (a crashed
+    kernel or test run leaves no server behind)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
 
 
 class LocalServer:
@@ -104,7 +133,8 @@ class LocalServer:
         env = {**os.environ, **self.env}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(self.command(), stdout=log,
-                                            stderr=subprocess.STDOUT, env=env)
+                                            stderr=subprocess.STDOUT, env=env,
+                                            preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -120,6 +150,57 @@ class LocalServer:
         self.stop()
         raise RuntimeError(f"the server was not ready after {self.start_timeout} s:\n"
                            f"{self.read_log()}")
+
+    def call(self, path: str, body: Any = None, timeout: float = 60.0
+             ) -> tuple[int, Message, bytes]:
+        """One request (``POST`` with a JSON body, else ``GET``): status, headers, body.
+
+        HTTP errors are answers too (their status is returned, nothing raised).
+        """
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data,
+                                         headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """:func:`read_metric` of one scrape of ``/metrics``."""
+        return read_metric(self.call("/metrics")[2].decode(), name, **labels)
+
+    def wait_for_metric(self, name: str, at_least: float, timeout: float = 30.0,
+                        **labels: str) -> float:
+        """Scrape until ``name`` reaches ``at_least`` (e.g. a drift window is scored).
+
+        Raises:
+            TimeoutError: it did not within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.metric(name, **labels)
+            if value >= at_least:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}{labels} stayed at {value} < {at_least}")
+            time.sleep(0.05)
+
+    def wait_for_workers(self, workers: int, timeout: float = 60.0) -> set[int]:
+        """Call ``/readyz`` until ``workers`` distinct worker processes answered it.
+
+        Raises:
+            TimeoutError: fewer answered within ``timeout`` seconds.
+        """
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(seen) < workers:
+            status, _, body = self.call("/readyz", timeout=5)
+            if status == 200:
+                seen.add(int(json.loads(body)["worker_pid"]))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(seen)} of {workers} workers got ready")
+        return seen
 
     def read_log(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -5,6 +5,11 @@ Routes (OpenAPI docs at ``/docs``):
 * ``POST /v1/generate`` -- ``{"n", "label", "seed", "steps", "guidance", "format"}``:
   a PNG grid (``format="png"``, the default), or JSON with one base64 PNG per sample
   and the metadata (model kind, checkpoint SHA-256, seed, labels, the settings used).
+* ``POST /v1/complete`` -- a text model's (chapter 06's ``gpt``) routes instead:
+  ``{"prompt", "n", "max_new_tokens", "temperature", "top_k", "top_p", "seed"}`` -> JSON
+  with the continuations and the same metadata. Text requests never share a forward pass
+  (continuing different prompts together needs padding and per-row positions, which
+  chapter 06's sampler does not do), but they queue, are capped and counted the same way.
 * ``GET /v1/info`` -- what the model is and which inputs it takes (the page reads it).
 * ``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded),
   ``GET /metrics`` (Prometheus' text format), ``GET /`` (a small page).
@@ -82,30 +87,40 @@ class ServeConfig:
         max_n: the most samples one request may ask for.
         max_queue: the most requests waiting for the model before 503.
         max_steps: the most sampling steps one request may ask for (diffusion).
+        max_new_tokens: the most tokens one text request may ask for.
+        max_prompt_chars: the longest prompt a text request may send.
         max_body_bytes: the largest request body read (413 above it).
         retry_after_s: the ``Retry-After`` of a 503.
         threads: torch's intra-op threads (``None``: torch's default).
         drift: a drift-monitor calibration file (``None``: no monitor).
+        device: where the network runs (``"cpu"``, ``"cuda"``; ``"auto"``: CUDA when
+            available). The noise is drawn on the CPU, so a seed gives the same images on
+            every device (to float round-off).
     """
 
     checkpoint: str
     max_batch: int = 64
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     max_n: int = 64
     max_queue: int = 256
     max_steps: int = 250
+    max_new_tokens: int = 256
+    max_prompt_chars: int = 1000
     max_body_bytes: int = 4096
     retry_after_s: int = 1
     threads: int | None = None
     drift: str | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_n", "max_queue", "max_steps", "max_body_bytes",
-                     "retry_after_s"):
+        for name in ("max_batch", "max_n", "max_queue", "max_steps", "max_new_tokens",
+                     "max_prompt_chars", "max_body_bytes", "retry_after_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"unknown device {self.device!r}; valid: cpu, cuda, auto")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -132,6 +147,21 @@ class GenerateRequest(BaseModel):
     format: Literal["png", "json"] = "png"
 
 
+class CompleteRequest(BaseModel):
+    """The body of ``POST /v1/complete`` (a text model; strict types)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str = Field("\n", min_length=1, description="the text to continue")
+    n: int = Field(1, ge=1, description="how many continuations (1..max_n)")
+    max_new_tokens: int = Field(100, ge=1, description="tokens to add (1..max_new_tokens)")
+    temperature: float = Field(1.0, gt=0.0, le=5.0)
+    top_k: int | None = Field(None, ge=1)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="none: a random one, "
+                                                                   "returned")
+
+
 class Monitor(Protocol):
     """What the service needs of a drift monitor (:mod:`aigc_course.deploy.drift`)."""
 
@@ -149,22 +179,36 @@ class Served:
     kind: kinds.ModelKind
     model: Any
     sha256: str
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int] | None           # None: a text model
     dataset: str | None = None
+    device: torch.device = torch.device("cpu")
 
     @classmethod
-    def load(cls, checkpoint: str | Path) -> Served:
-        """Read ``checkpoint`` once (``weights_only=True``); refuse a text model."""
+    def load(cls, checkpoint: str | Path, device: str = "cpu") -> Served:
+        """Read ``checkpoint`` once (``weights_only=True``): any model kind.
+
+        Raises:
+            ValueError: a foreign or corrupt checkpoint, or ``"cuda"`` without CUDA.
+        """
         kind, model = kinds.load_model(checkpoint)
-        if kind.modality != "image" or not isinstance(model, kinds.ImageModel):
-            raise ValueError(f"{checkpoint} holds a {kind.name!r} {kind.modality} model; "
-                             "aigc-course serve serves the image kinds "
-                             f"({', '.join(k for k in kinds.names() if k != 'gpt')})")
-        c = model.config
-        shape = (int(c.channels), int(c.image_size), int(c.image_size))
+        shape = None
+        if kind.modality == "image":
+            c = model.config
+            shape = (int(c.channels), int(c.image_size), int(c.image_size))
         dataset = read_checkpoint(checkpoint).get("metadata", {}).get("dataset")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda, but torch sees no CUDA device")
+        target = torch.device(device)
+        if target.type != "cpu":
+            model.to(target)
         return cls(kind, model, file_sha256(checkpoint), shape,
-                   None if dataset is None else str(dataset))
+                   None if dataset is None else str(dataset), target)
+
+    @property
+    def text(self) -> bool:
+        return self.kind.modality == "text"
 
     @property
     def has_steps(self) -> bool:
@@ -177,21 +221,41 @@ class Served:
     def info(self, config: ServeConfig) -> dict[str, Any]:
         model = self.model
         info: dict[str, Any] = {
-            "kind": self.kind.name, "checkpoint_sha256": self.sha256,
-            "conditional": model.conditional, "num_classes": model.num_classes,
-            "image_shape": list(self.image_shape), "noise_shape": list(model.noise_shape),
+            "kind": self.kind.name, "modality": self.kind.modality,
+            "checkpoint_sha256": self.sha256, "conditional": model.conditional,
+            "num_classes": model.num_classes,
             "sample_options": list(self.kind.sample_options),
-            "max_n": config.max_n, "max_batch": config.max_batch,
-            "dataset": self.dataset,
+            "max_n": config.max_n, "max_batch": 1 if self.text else config.max_batch,
+            "dataset": self.dataset, "device": str(self.device),
         }
+        if self.text:
+            info.update(route="/v1/complete", tokenizer=model.tokenizer.name,
+                        max_new_tokens=config.max_new_tokens,
+                        max_prompt_chars=config.max_prompt_chars)
+            return info
+        assert self.image_shape is not None
+        info.update(route="/v1/generate", image_shape=list(self.image_shape),
+                    noise_shape=list(model.noise_shape))
         if self.has_steps:
             info["steps"] = {"min": 1, "max": min(config.max_steps, self.max_steps_of_model),
                              "default": int(model.sampling_steps)}
         return info
 
     def run(self, noise: Tensor, labels: Tensor | None, options: dict[str, Any]) -> Tensor:
-        """One forward pass of a batch (called on the batcher's worker thread)."""
-        images = self.model.sample(len(noise), y=labels, noise=noise, **options)
+        """One forward pass of a batch (called on the batcher's worker thread).
+
+        Images: ``noise`` ``(B, *noise_shape)`` and labels in, ``(B, C, H, W)`` out. Text:
+        ``noise`` ``(n, 0)`` only counts the continuations, the options hold the prompt,
+        the settings and the request's seed; token ids ``(n, T)`` out.
+        """
+        if self.text:
+            options = dict(options)
+            generator = torch.Generator().manual_seed(options.pop("seed"))
+            return self.model.sample(len(noise), generator=generator, **options)
+        if labels is not None:
+            labels = labels.to(self.device)
+        images = self.model.sample(len(noise), y=labels, noise=noise.to(self.device),
+                                   **options)
         return images.float().clamp(-1, 1).cpu()
 
 
@@ -225,6 +289,29 @@ def check_request(request: GenerateRequest, served: Served, config: ServeConfig
             raise refuse("guidance needs a class-conditional model")
         options["guidance"] = float(request.guidance)
     return options
+
+
+def check_completion(request: CompleteRequest, served: Served, config: ServeConfig
+                     ) -> dict[str, Any]:
+    """The sampling options of a valid text request; HTTP 422 naming the problem."""
+    def refuse(message: str) -> HTTPException:
+        return HTTPException(status_code=422, detail=message)
+
+    if request.n > config.max_n:
+        raise refuse(f"n must be in 1..{config.max_n}, got {request.n}")
+    if request.max_new_tokens > config.max_new_tokens:
+        raise refuse(f"max_new_tokens must be in 1..{config.max_new_tokens}, got "
+                     f"{request.max_new_tokens}")
+    if len(request.prompt) > config.max_prompt_chars:
+        raise refuse(f"the prompt has {len(request.prompt)} characters; at most "
+                     f"{config.max_prompt_chars}")
+    try:
+        served.model.encode(request.prompt)              # a char vocabulary may refuse it
+    except ValueError as error:
+        raise refuse(str(error)) from error
+    return {"prompt": request.prompt, "max_new_tokens": request.max_new_tokens,
+            "temperature": request.temperature, "top_k": request.top_k,
+            "top_p": request.top_p}
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -375,7 +462,7 @@ def create_app(config: ServeConfig, monitor: Monitor | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-        served = Served.load(config.checkpoint)
+        served = Served.load(config.checkpoint, config.device)
         if state["monitor"] is None and config.drift is not None:
             from aigc_course.deploy.drift import load_monitor
 
@@ -387,7 +474,9 @@ def create_app(config: ServeConfig, monitor: Monitor | None = None) -> FastAPI:
             for name, value in mon.gauges().items():
                 metrics.drift.labels(name).set(value)
 
-        batcher = DynamicBatcher(served.run, max_batch=config.max_batch,
+        if mon is not None and served.text:
+            raise ValueError("the drift monitor watches images; this is a text model")
+        batcher = DynamicBatcher(served.run, max_batch=1 if served.text else config.max_batch,
                                  max_wait_ms=config.max_wait_ms, max_queue=config.max_queue,
                                  on_batch=metrics.batch,
                                  on_images=watch if mon is not None else None)
@@ -441,11 +530,49 @@ def create_app(config: ServeConfig, monitor: Monitor | None = None) -> FastAPI:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    async def submit(served: Served, noise: Tensor, labels: Tensor | None,
+                     options: dict[str, Any]) -> tuple[Tensor, BatchInfo]:
+        try:
+            return await state["batcher"].submit(noise, labels, options)
+        except QueueFull as error:
+            metrics.rejected.inc()
+            raise HTTPException(status_code=503, detail=str(error),
+                                headers={"Retry-After": str(config.retry_after_s)}) from error
+        except BatcherClosed as error:
+            raise HTTPException(status_code=503, detail=str(error),
+                                headers={"Retry-After": str(config.retry_after_s)}) from error
+
+    def wrong_route(served: Served) -> HTTPException:
+        route = "/v1/complete" if served.text else "/v1/generate"
+        return HTTPException(status_code=404, detail=f"this server serves a {served.kind.name!r} "
+                                                     f"{served.kind.modality} model: POST {route}")
+
+    @app.post("/v1/complete", responses={404: {}, 413: {}, 422: {}, 503: {}})
+    async def complete(body: CompleteRequest) -> JSONResponse:
+        """A text model's continuations of a prompt, as JSON."""
+        served = served_or_503()
+        if not served.text:
+            raise wrong_route(served)
+        options = check_completion(body, served, config)         # 422 before any work
+        seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
+        start = time.perf_counter()
+        # the seed is part of the options, so no two requests share a pass (see above)
+        ids, _ = await submit(served, torch.zeros(body.n, 0), None, {**options, "seed": seed})
+        tokenizer = served.model.tokenizer
+        texts = [tokenizer.decode(row.tolist()) for row in ids]
+        return JSONResponse({"kind": served.kind.name, "checkpoint_sha256": served.sha256,
+                             "seed": seed, "n": body.n, "settings": options,
+                             "texts": texts, "tokens": int(ids.shape[1]),
+                             "seconds": round(time.perf_counter() - start, 6),
+                             "worker_pid": os.getpid()})
+
     @app.post("/v1/generate", responses={200: {"content": {"image/png": {}}},
-                                         413: {}, 422: {}, 503: {}})
+                                         404: {}, 413: {}, 422: {}, 503: {}})
     async def generate(body: GenerateRequest) -> Response:
         """Samples as a PNG grid, or JSON with one base64 PNG per sample."""
         served = served_or_503()
+        if served.text:
+            raise wrong_route(served)
         options = check_request(body, served, config)            # 422 before any work
         seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
         model = served.model
@@ -454,16 +581,8 @@ def create_app(config: ServeConfig, monitor: Monitor | None = None) -> FastAPI:
         noise = torch.randn(body.n, *model.noise_shape,
                             generator=torch.Generator().manual_seed(seed))
         start = time.perf_counter()
-        try:
-            images, batch = await state["batcher"].submit(
-                noise, labels if model.conditional else None, options)
-        except QueueFull as error:
-            metrics.rejected.inc()
-            raise HTTPException(status_code=503, detail=str(error),
-                                headers={"Retry-After": str(config.retry_after_s)}) from error
-        except BatcherClosed as error:
-            raise HTTPException(status_code=503, detail=str(error),
-                                headers={"Retry-After": str(config.retry_after_s)}) from error
+        images, batch = await submit(served, noise, labels if model.conditional else None,
+                                     options)
         seconds = time.perf_counter() - start
         settings = dict(options)
         if served.has_steps:
@@ -471,7 +590,7 @@ def create_app(config: ServeConfig, monitor: Monitor | None = None) -> FastAPI:
             settings.setdefault("guidance", 0.0)
         meta = {"kind": served.kind.name, "checkpoint_sha256": served.sha256, "seed": seed,
                 "n": body.n, "labels": labels.tolist(), "settings": settings,
-                "image_shape": list(served.image_shape), "batch_samples": batch.samples,
+                "image_shape": list(served.image_shape or ()), "batch_samples": batch.samples,
                 "batch_requests": batch.requests, "seconds": round(seconds, 6),
                 "worker_pid": os.getpid()}
         if body.format == "json":
