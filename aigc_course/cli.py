@@ -263,6 +263,9 @@ def _serve(args: argparse.Namespace) -> int:
                 raise ValueError("--drift watches images; this is a text model")
             if not args.drift.is_file():
                 raise FileNotFoundError(f"no drift calibration file {args.drift}")
+            from aigc_course.deploy.drift import load_monitor
+
+            load_monitor(args.drift, served.model)           # a foreign file: refused now
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
     print(f"serving {args.checkpoint} on http://{args.host}:{args.port} "

@@ -616,6 +616,8 @@ class DeployProfile(Profile):
         drift_window: samples per drift-monitor window.
         drift_windows: healthy windows the thresholds are calibrated on.
         drift_rate: the false-alarm rate per healthy window.
+        drift_reference: healthy samples drawn at calibration for the confusion matrix
+            (the first 1,000, or all if fewer, are the feature reference).
         healthy_windows: fresh healthy windows shown (and counted) after calibration.
         degraded_sparsity: magnitude-pruning sparsity of the degraded checkpoint.
     """
@@ -633,12 +635,14 @@ class DeployProfile(Profile):
     drift_window: int = 256
     drift_windows: int = 200
     drift_rate: float = 0.01
+    drift_reference: int = 10_000
     healthy_windows: int = 20
     degraded_sparsity: float = 0.8
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"export_rounds": 3, "load_requests": 150, "load_rounds": 1,
                   "time_cap_s": 10.0, "ddpm_requests": 0, "memory_requests": 300,
-                  "drift_window": 128, "drift_windows": 40, "healthy_windows": 4,
+                  "drift_window": 128, "drift_windows": 40, "drift_reference": 4000,
+                  "healthy_windows": 4,
                   "num_threads": 1},
         "cpu": {"num_threads": 1},
         "gpu": {"model_profile": "gpu", "serve_device": "auto", "load_requests": 1000,
@@ -649,4 +653,4 @@ class DeployProfile(Profile):
                                          "load_rounds": 1, "time_cap_s": 10.0,
                                          "ddpm_requests": 0, "memory_requests": 100,
                                          "drift_window": 64, "drift_windows": 20,
-                                         "healthy_windows": 2}
+                                         "drift_reference": 1000, "healthy_windows": 2}

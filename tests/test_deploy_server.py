@@ -56,6 +56,10 @@ def test_sigterm_finishes_the_request_in_flight() -> None:
             started = time.monotonic()
             slow = pool.submit(post, server.url, {"n": 32, "steps": 200, "seed": 1})
             time.sleep(1.0)                                 # the batch is running
+            # compute is off the event loop: the probes answer while the batch runs
+            probe = time.monotonic()
+            assert get(server.url + "/healthz") == '{"status":"ok"}'
+            assert time.monotonic() - probe < 3.0 and not slow.done()   # not after the batch
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
             status, headers, body = slow.result(timeout=60)
@@ -105,6 +109,9 @@ def test_bounded_load_no_server_errors_and_503_says_retry_after() -> None:
         assert result.completed == 300
         assert result.rejected > 0                # 16 clients against a queue of 2
         assert result.status_counts.get(200, 0) + result.rejected == 300
+        # under load requests really share forward passes: more requests than passes
+        passes = server.metric("aigc_batch_requests_count")
+        assert server.metric("aigc_batch_requests_sum") > 1.2 * passes > 0
         status, headers = 0, Message()
         for _ in range(200):                      # catch one 503 to read its header
             with concurrent.futures.ThreadPoolExecutor(16) as pool:

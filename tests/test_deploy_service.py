@@ -62,7 +62,7 @@ def test_probes_info_page_and_docs(gan: TestClient) -> None:
     assert info["image_shape"] == [1, 16, 16] and info["max_n"] == 32
     assert info["dataset"] == "digits" and "steps" not in info
     page = gan.get("/")
-    assert page.status_code == 200 and "<form" in page.text and "/v1/generate" in page.text
+    assert page.status_code == 200 and "<form" in page.text and "/v1/info" in page.text
     assert gan.get("/docs").status_code == 200
     assert "/v1/generate" in gan.get("/openapi.json").json()["paths"]
 

@@ -39,6 +39,7 @@ What makes it a service you can trust, each tested in ``tests/test_deploy_servic
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import json
 import math
@@ -482,6 +483,12 @@ def create_app(config: ServeConfig, monitor: Monitor | None = None) -> FastAPI:
                                  on_images=watch if mon is not None else None)
         await batcher.start()
         state.update(served=served, batcher=batcher)
+        # Everything loaded so far (torch, FastAPI, the model) lives as long as the
+        # process: move it out of the collector's view, so a full collection walks only
+        # the objects requests make. Without it, a gen-2 pass over torch's ~10^6 objects
+        # paused every request in flight for ~200 ms (measured: 16 requests at once).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
