@@ -11,7 +11,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1 torchao==0.18.0
 export OMP_NUM_THREADS ?= 2
 export PYTHONHASHSEED := 0
 
-.PHONY: setup browser book test lint format strip outputs student clean judge
+.PHONY: setup browser assets book test lint format strip outputs student clean judge
 
 setup: $(STAMP)
 
@@ -21,11 +21,39 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet $(TORCH_PINS) -e ".[dev]"
 	@touch $(STAMP)
 
+## assets: what the built book loads, kept inside it so it reads offline (a classroom, a USB
+# stick). MathJax comes with the sphinx-mathjax-offline package (pip, the book extra);
+# require.js and the Jupyter widget manager (the version ipywidgets 8 expects) from npm.
+VENDOR := book/_static/vendor
+EXTRA  := book/_extra
+FONTS  := @jupyter-widgets/html-manager/dist
+HTML_MANAGER := 1.0.15
+REQUIREJS := 2.3.8
+assets: $(VENDOR)/.installed
+
+$(VENDOR)/.installed: Makefile
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; } || \
+		{ echo "the book's offline assets need npm (apt-get install npm)"; exit 1; }
+	@rm -rf $(VENDOR) && mkdir -p $(VENDOR)/@jupyter-widgets/html-manager $(VENDOR)/requirejs
+	cd $(VENDOR) && npm pack --silent @jupyter-widgets/html-manager@$(HTML_MANAGER) \
+		requirejs@$(REQUIREJS) >/dev/null
+	tar xzf $(VENDOR)/jupyter-widgets-html-manager-$(HTML_MANAGER).tgz \
+		-C $(VENDOR)/@jupyter-widgets/html-manager \
+		--strip-components=1 --exclude='*.map' package/dist
+	tar xzf $(VENDOR)/requirejs-$(REQUIREJS).tgz -C $(VENDOR)/requirejs --strip-components=1 \
+		package/require.js package/README.md
+	@rm -f $(VENDOR)/*.tgz
+	@# the manager looks for its fonts next to each page: the root and notebooks/
+	@rm -rf $(EXTRA) && for page_dir in . notebooks; do mkdir -p $(EXTRA)/$$page_dir/$(FONTS) && \
+		cp $(VENDOR)/$(FONTS)/*.woff* $(EXTRA)/$$page_dir/$(FONTS)/; done
+	@touch $@
+
 ## book: execute the notebooks (profile "auto": cpu here, gpu with CUDA) and build _build/html
 # The execution cache does not know the profile: a build with another AIGC_PROFILE (or
 # AIGC_DRY_RUN) clears it, and Sphinx's saved pages too (_build/.doctrees holds the executed
 # outputs, and Sphinx re-reads no unchanged source), so every page is rebuilt.
-book: setup
+book: setup assets
 	@mkdir -p _build; profile="$${AIGC_PROFILE:-auto}$${AIGC_DRY_RUN:+ dry-run=$$AIGC_DRY_RUN}"; \
 	if [ -f _build/.aigc-profile ] && [ "$$(cat _build/.aigc-profile)" != "$$profile" ]; then \
 		echo "profile changed to $$profile: clearing the execution cache and the built pages"; \
@@ -47,7 +75,7 @@ browser:
 	else echo "no chromium and not root: the browser test will be skipped"; fi
 
 ## test: the whole suite (ruff, the import layers, mypy, unit, parity, quality, notebooks, book)
-test: setup browser
+test: setup browser assets
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import socket
 import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import matplotlib
 import pytest
@@ -57,3 +60,61 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.path.name))
+
+
+# --- a real headless browser (Debian's chromium and chromedriver) ------------------------
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+#: why a browser test is skipped: `make test` installs both with apt when run as root
+NO_CHROMIUM = ("no chromium/chromedriver: `make test` installs them with apt when run as "
+               "root (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Headless Chromium through selenium, with the network cut.
+
+    Every host name but the loopback address fails to resolve, so a page that needs the
+    internet (a CDN's MathJax, a widget bundle) fails here as it would in a classroom
+    without one; the flags also stop Chromium's own background connections.
+    """
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip(NO_CHROMIUM)
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="aigc-chromium-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Poll ``condition`` until it is truthy (its value), or fail after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for the page")
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """``wait_for(condition, timeout=20)``: poll a page until ``condition()`` is truthy."""
+    return _wait_for
