@@ -639,8 +639,8 @@ class DeployProfile(Profile):
     healthy_windows: int = 20
     degraded_sparsity: float = 0.8
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"export_rounds": 3, "load_requests": 150, "load_rounds": 1,
-                  "time_cap_s": 10.0, "ddpm_requests": 0, "memory_requests": 300,
+        "smoke": {"export_rounds": 3, "load_requests": 100, "load_rounds": 1,
+                  "time_cap_s": 10.0, "ddpm_requests": 0, "memory_requests": 200,
                   "drift_window": 128, "drift_windows": 40, "drift_reference": 4000,
                   "healthy_windows": 4,
                   "num_threads": 1},
@@ -649,8 +649,8 @@ class DeployProfile(Profile):
                 "load_rounds": 3, "ddpm_requests": 400, "healthy_windows": 50},
     }
     # the gpu shape: the 32x32 GAN chapter 03 trains in its dry run, a few requests each
-    DRY_RUN: ClassVar[dict[str, Any]] = {"export_rounds": 3, "load_requests": 60,
+    DRY_RUN: ClassVar[dict[str, Any]] = {"export_rounds": 3, "load_requests": 30,
                                          "load_rounds": 1, "time_cap_s": 10.0,
-                                         "ddpm_requests": 0, "memory_requests": 100,
-                                         "drift_window": 64, "drift_windows": 20,
-                                         "drift_reference": 1000, "healthy_windows": 2}
+                                         "ddpm_requests": 0, "memory_requests": 50,
+                                         "drift_window": 64, "drift_windows": 10,
+                                         "drift_reference": 500, "healthy_windows": 1}

@@ -410,12 +410,12 @@ def _check_10(r: dict) -> None:
     rows = r["batching"]["GAN"]["rows"]
     assert {(row["batching"], row["concurrency"]) for row in rows} == {
         (m, c) for m in ("off", "on") for c in (1, 4, 16)}
-    assert all(row["ok"] == 150 and row["5xx"] == 0 and row["errors"] == 0 for row in rows)
+    assert all(row["ok"] == 100 and row["5xx"] == 0 and row["errors"] == 0 for row in rows)
     # Little's law in a closed loop: L = lambda W is the concurrency, less the client's own
     # time between an answer and the next request (measured 15.4 of 16)
     assert 0.6 * 16 < r["little"]["in_system"] <= 16.5
     memory = r["memory"]                         # measured +0.1 MiB over 300 requests
-    assert memory["ok"] == 300 and memory["server_errors"] == 0
+    assert memory["ok"] == 200 and memory["server_errors"] == 0
     assert memory["after"] - memory["before"] < 20 * 2**20
     drift = r["drift"]                           # fixed seeds: measured 0 of 4 and 4 of 4
     assert drift["windows"] == 4 and drift["alarms"][0] <= 1 and drift["alarms"][1] == 4
