@@ -188,14 +188,15 @@ def active_units(model: ConvVAE, images: Tensor, labels: Tensor | None = None,
     return mu.var(dim=0)
 
 
-def beta_sweep(images: Tensor, test_images: Tensor, betas: tuple[float, ...], steps: int,
+def beta_sweep(images: Tensor, val_images: Tensor, betas: tuple[float, ...], steps: int,
                latent_dim: int = 16, width: int = 16, seed: int = 0, n_samples: int = 16,
                device: str = "cpu") -> list[dict[str, Any]]:
     """Train one VAE per $\\beta$ and measure rate (KL) and distortion (reconstruction).
 
     Returns:
-        One dict per $\\beta$: ``beta``, ``kl`` and ``reconstruction`` (test nats per
-        image), ``psnr``, ``active`` (number of active units), ``samples``
+        One dict per $\\beta$: ``beta``, ``kl`` and ``reconstruction`` (nats per image of
+        ``val_images``, held-out images: chapter 04 passes the validation split, so the
+        test split stays for the one chosen model), ``psnr``, ``active`` (number of active units), ``samples``
         ``(n_samples, C, H, W)`` from the prior.
     """
     results = []
@@ -204,11 +205,11 @@ def beta_sweep(images: Tensor, test_images: Tensor, betas: tuple[float, ...], st
     for beta in betas:
         model, _ = train_vae(images, None, config, VAETrainConfig(
             steps=steps, beta=beta, seed=seed, device=device, progress=False))
-        scores = reconstruction_report(model, test_images)
+        scores = reconstruction_report(model, val_images)
         generator = torch.Generator().manual_seed(seed)
         results.append({"beta": beta, "kl": scores["kl"],
                         "reconstruction": scores["reconstruction"], "psnr": scores["psnr"],
-                        "active": int((active_units(model, test_images) > 0.01).sum()),
+                        "active": int((active_units(model, val_images) > 0.01).sum()),
                         "samples": model.sample(n_samples, generator=generator)})
     return results
 
