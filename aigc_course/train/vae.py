@@ -196,8 +196,8 @@ def beta_sweep(images: Tensor, val_images: Tensor, betas: tuple[float, ...], ste
     Returns:
         One dict per $\\beta$: ``beta``, ``kl`` and ``reconstruction`` (nats per image of
         ``val_images``, held-out images: chapter 04 passes the validation split, so the
-        test split stays for the one chosen model), ``psnr``, ``active`` (number of active units), ``samples``
-        ``(n_samples, C, H, W)`` from the prior.
+        test split stays for the one chosen model), ``psnr``, ``active`` (number of active
+        units), ``samples`` ``(n_samples, C, H, W)`` from the prior.
     """
     results = []
     config = VAEConfig(image_size=images.shape[-1], channels=images.shape[1],
