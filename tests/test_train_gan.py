@@ -192,6 +192,7 @@ def test_coverage_study_smoke() -> None:
         assert curves["steps"] == [0, 5, 10]
         assert len(curves["coverage"]) == 2 and len(curves["coverage"][0]) == 3
         assert curves["final"] == [c[-1] for c in curves["coverage"]]
+        assert curves["samples"].shape == (32, 2)
 
 
 def test_coverage_study_on_digits_smoke(digits8: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -206,6 +207,9 @@ def test_coverage_study_on_digits_smoke(digits8: tuple[torch.Tensor, torch.Tenso
                                                               progress=False))
     expected = class_coverage(sample(model, 50, generator=torch.Generator().manual_seed(0)))
     assert result["coverage"][0][-1] == expected
+    # the grid the chapter shows: the same model's 32 samples from a fixed generator
+    assert torch.equal(result["samples"], sample(model, 32, generator=torch.Generator()
+                                                 .manual_seed(0)))
     other, _ = train_gan(digits8[0], None, TINY, naive_config(steps=4, batch_size=8, seed=99,
                                                               progress=False))
     assert not torch.equal(sample(other, 50, generator=torch.Generator().manual_seed(0)),

@@ -52,6 +52,10 @@ def ring_coverage(model: GAN, centres: Tensor | None = None, radius: float = 0.2
     return mode_coverage(points, centres, radius)
 
 
+#: samples kept per set-up of :func:`coverage_study` (the first seed's, at the end)
+GRID_SAMPLES = 32
+
+
 def coverage_study(data: Tensor,
                    variants: dict[str, tuple[GANConfig | MLPGANConfig, GANTrainConfig]],
                    seeds: tuple[int, ...] = (0, 1, 2), every: int = 250,
@@ -74,7 +78,10 @@ def coverage_study(data: Tensor,
 
     Returns:
         name -> ``{"steps": [...], "coverage": [[per step] per seed], "final": [per seed],
-        "seconds": [per seed]}`` (a conditional model samples its classes in turn).
+        "seconds": [per seed], "samples": ...}`` (a conditional model samples its classes
+        in turn). ``samples`` is what the first seed's generator draws at the end, 32 of
+        them from a fixed generator: images ``(32, C, H, W)`` (collapse *seen*: a grid of
+        few digits) or points ``(32, 2)``.
     """
     points = data.ndim == 2
 
@@ -88,15 +95,20 @@ def coverage_study(data: Tensor,
     for name, (model_config, train_config) in variants.items():
         curves, seconds = [], []
         steps: list[float] = []
+        final_samples = torch.empty(0)
         for seed in seeds:
             run = dataclasses.replace(train_config, seed=seed, progress=False)
             with Timer() as timer:
-                _, history = train_gan(data, labels, model_config, run, monitor, every)
+                model, history = train_gan(data, labels, model_config, run, monitor, every)
+            if seed == seeds[0]:
+                final_samples = sample(model, GRID_SAMPLES, generator=torch.Generator()
+                                       .manual_seed(0))
             curves.append(history["coverage"])
             steps = history["step"]
             seconds.append(timer.seconds)
         results[name] = {"steps": [int(s) for s in steps], "coverage": curves,
-                         "final": [c[-1] for c in curves], "seconds": seconds}
+                         "final": [c[-1] for c in curves], "seconds": seconds,
+                         "samples": final_samples}
     return results
 
 
