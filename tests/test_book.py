@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -254,3 +255,49 @@ def test_widgets_render_offline(tmp_path: Path, chromium: object,
         assert str(readout).strip() == "3"
         severe = _severe(chromium)
         assert not severe, severe
+
+
+PROFILE_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# Which profile"},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+         "source": "import os\n\nprint('built with', os.environ.get('AIGC_PROFILE', 'auto'))"},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+@pytest.mark.slow
+def test_a_profile_change_rebuilds_every_page(tmp_path: Path) -> None:
+    """What an instructor does: ``make book`` on cpu, a quick check on smoke after touching a
+    notebook, then a plain ``make book`` again. Each page must show the profile of the
+    build that made it (the Makefile's ``book`` recipe, on a one-page book; ``-o setup -o
+    assets`` keeps make from reinstalling the venv there). Sphinx keeps executed outputs
+    in ``_build/.doctrees`` and re-reads no unchanged source, so clearing only the
+    execution cache would publish the smoke page again."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("no make")
+    (tmp_path / "notebooks").mkdir()
+    page = tmp_path / "notebooks" / "profile.ipynb"
+    page.write_text(json.dumps(PROFILE_NOTEBOOK), encoding="utf-8")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: notebooks/profile\n")
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(
+        {"title": "profiles", "execute": {"execute_notebooks": "cache"}}))
+    venv = Path(sys.executable).parent.parent
+
+    def build(profile: str) -> str:
+        proc = subprocess.run(
+            [make, "-f", str(ROOT / "Makefile"), "-o", "setup", "-o", "assets", "book",
+             f"VENV={venv}"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "AIGC_PROFILE": profile})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        html = (tmp_path / "_build" / "html" / "notebooks" / "profile.html").read_text()
+        return re.search(r"built with (\w+)", html).group(1)          # type: ignore[union-attr]
+
+    assert build("cpu") == "cpu"
+    page.touch()
+    assert build("smoke") == "smoke"
+    assert build("cpu") == "cpu"          # not the smoke page the cached doctrees hold
