@@ -11,11 +11,8 @@ loopback port (:class:`~aigc_course.deploy.server.LocalServer`).
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from email.message import Message
 
 import pytest
@@ -28,37 +25,16 @@ GAN, DDPM = kinds.CHECKPOINTS / "gan_digits16.pt", kinds.CHECKPOINTS / "ddpm_dig
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
-def post(url: str, body: dict[str, object], timeout: float = 60) -> tuple[int, Message, bytes]:
-    """Status, headers (case-insensitive) and body of one generate request."""
-    request = urllib.request.Request(url + "/v1/generate", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
-
-
-def counter(metrics: str, prefix: str) -> float:
-    return sum(float(line.split()[-1]) for line in metrics.splitlines()
-               if line.startswith(prefix))
-
-
 def test_sigterm_finishes_the_request_in_flight() -> None:
     server = LocalServer(DDPM, env=ONE_THREAD, max_steps=1000).start()
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             started = time.monotonic()
-            slow = pool.submit(post, server.url, {"n": 32, "steps": 200, "seed": 1})
+            slow = pool.submit(server.call, "/v1/generate", {"n": 32, "steps": 200, "seed": 1})
             time.sleep(1.0)                                 # the batch is running
             # compute is off the event loop: the probes answer while the batch runs
             probe = time.monotonic()
-            assert get(server.url + "/healthz") == '{"status":"ok"}'
+            assert server.call("/healthz")[2] == b'{"status":"ok"}'
             assert time.monotonic() - probe < 3.0 and not slow.done()   # not after the batch
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
@@ -76,27 +52,19 @@ def test_sigterm_finishes_the_request_in_flight() -> None:
 def test_two_workers_share_the_port_and_report_every_request() -> None:
     requests = 40
     with LocalServer(GAN, workers=2, env=ONE_THREAD) as server:
-        ready: set[int] = set()                  # /readyz answered by each worker
-        deadline = time.monotonic() + 60
-        while len(ready) < 2 and time.monotonic() < deadline:
-            try:
-                ready.add(json.loads(get(server.url + "/readyz"))["worker_pid"])
-            except urllib.error.HTTPError:       # a worker still loading its model
-                time.sleep(0.1)
-        assert len(ready) == 2, "the second worker never got ready"
+        assert len(server.wait_for_workers(2, timeout=60)) == 2   # each loaded its model
         def one(seed: int) -> str:
-            status, headers, _ = post(server.url, {"n": 1, "seed": seed})
+            status, headers, _ = server.call("/v1/generate", {"n": 1, "seed": seed})
             assert status == 200
             return headers["X-Worker-PID"]
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             workers = set(pool.map(one, range(requests)))
         assert len(workers) == 2, f"all requests went to {workers}"
-        ok = 'aigc_requests_total{method="POST",route="/v1/generate",status="200"}'
         for _ in range(4):                       # each scrape may land on either worker
-            assert counter(get(server.url + "/metrics"), ok) == requests
-            assert counter(get(server.url + "/metrics"),
-                           "aigc_samples_generated_total") == requests
+            assert server.metric("aigc_requests_total", method="POST", route="/v1/generate",
+                                 status="200") == requests
+            assert server.metric("aigc_samples_generated_total") == requests
 
 
 def test_bounded_load_no_server_errors_and_503_says_retry_after() -> None:
@@ -115,8 +83,8 @@ def test_bounded_load_no_server_errors_and_503_says_retry_after() -> None:
         status, headers = 0, Message()
         for _ in range(200):                      # catch one 503 to read its header
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
-                answers = list(pool.map(lambda i: post(server.url, {"n": 16, "seed": i}),
-                                        range(32)))
+                answers = list(pool.map(
+                    lambda i: server.call("/v1/generate", {"n": 16, "seed": i}), range(32)))
             refused = [a for a in answers if a[0] == 503]
             if refused:
                 status, headers = refused[0][0], refused[0][1]

@@ -198,6 +198,8 @@ class LocalServer:
             status, _, body = self.call("/readyz", timeout=5)
             if status == 200:
                 seen.add(int(json.loads(body)["worker_pid"]))
+            else:
+                time.sleep(0.05)                     # a worker still loading its model
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(seen)} of {workers} workers got ready")
         return seen
