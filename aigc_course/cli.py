@@ -114,11 +114,36 @@ def _train(args: argparse.Namespace) -> int:
         metrics = kinds.train_and_save(args.kind, args.out, profile, dataset=dataset,
                                        image_size=args.image_size,
                                        conditional=args.conditional, steps=args.steps,
-                                       seed=args.seed)
+                                       seed=args.seed, run=_run_options(args))
     except (ValueError, FileNotFoundError) as error:
         return _fail(error)
-    print(json.dumps(metrics, indent=1))
+    finally:
+        _leave_process_group()
+    if metrics["path"] is not None:                 # rank 0 (or alone) wrote the checkpoint
+        print(json.dumps(metrics, indent=1))
     return 0
+
+
+def _run_options(args: argparse.Namespace) -> Any:
+    """``train``'s execution options; states go to ``OUT.states/`` unless told otherwise."""
+    from aigc_course.train.engine import RunOptions
+
+    folder = args.checkpoint_dir
+    if folder is None and (args.resume or args.checkpoint_every):
+        folder = args.out.with_name(args.out.name + ".states")
+    return RunOptions(precision=args.precision, compile=args.compile,
+                      channels_last=args.channels_last,
+                      checkpoint_dir=None if folder is None else str(folder),
+                      checkpoint_every=args.checkpoint_every, resume=args.resume)
+
+
+def _leave_process_group() -> None:
+    """Under ``torchrun``: wait for every rank, then leave the process group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _load_image_model(path: Path) -> tuple[kinds.ModelKind, Any]:
@@ -399,7 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to save (default: the shipped or cached judge's file)")
     judge.set_defaults(func=_judge)
 
-    train = sub.add_parser("train", help="train a model and save a checkpoint")
+    train = sub.add_parser("train", help="train a model and save a checkpoint",
+                           epilog="data parallel: torchrun --standalone --nproc_per_node=N "
+                                  "-m aigc_course train KIND ... (gloo on CPU, NCCL on CUDA; "
+                                  "--steps and the batch are global)")
     train.add_argument("kind", choices=kinds.names(), help="the model kind")
     train.add_argument("--dataset", default=None, help="default: the profile's dataset")
     train.add_argument("--image-size", type=int, default=None,
@@ -413,6 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tokenizer", choices=("char", "bpe"), default=None,
                        help="gpt: the tokenizer (default: the profile's, char)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    train.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                       help="save the full training state every N steps (default: never)")
+    train.add_argument("--checkpoint-dir", type=Path, default=None,
+                       help="where training states go (default: OUT.states/)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the newest good state (same settings)")
+    train.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="autocast precision of the forward pass (fp16: with a gradient "
+                            "scaler, for GPUs without bf16)")
+    train.add_argument("--compile", action="store_true", help="wrap networks in torch.compile")
+    train.add_argument("--channels-last", action="store_true",
+                       help="NHWC memory format for image networks")
     train.set_defaults(func=_train)
 
     score = sub.add_parser("score", help="bits per character of a text file under a gpt model")

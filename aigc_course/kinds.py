@@ -17,8 +17,11 @@ The contract a kind fulfils:
 
 * a profile class (the chapter's knobs, in :mod:`aigc_course.profiles`);
 * ``train(profile, *, dataset=None, image_size=None, conditional=None, steps=None,
-  seed=0, progress=True) -> Trained``: ``None`` takes the profile's (or the shipped
-  recipe's) value; it leaves global state alone (no global seeding, no
+  seed=0, progress=True, run=None) -> Trained``: ``None`` takes the profile's (or the
+  shipped recipe's) value; ``run`` (:class:`aigc_course.train.engine.RunOptions`) is how
+  the loop executes -- precision, resumable checkpoints, ``torch.compile`` -- through the
+  shared :class:`aigc_course.train.engine.Engine`, which also makes it data parallel under
+  ``torchrun``; it leaves global state alone (no global seeding, no
   ``torch.use_deterministic_algorithms``);
 * a trained model with ``config``, ``conditional``, ``num_classes`` and
   ``sample(n, *, y=None, generator=None, **options)`` (:class:`GenerativeModel`), whose
@@ -53,7 +56,7 @@ import torch
 
 from aigc_course.checkpoint import read_checkpoint
 from aigc_course.profiles import Profile, resolve
-from aigc_course.utils import Timer
+from aigc_course.utils import Timer, ranks_from_env
 
 Tensor = torch.Tensor
 
@@ -337,22 +340,26 @@ def load_or_train(kind: str, profile: str | Profile = "auto", *, retrain: bool =
 def train_and_save(kind: str, out: str | Path, profile: str | Profile = "cpu", *,
                    dataset: str | None = None, image_size: int | None = None,
                    conditional: bool = False, steps: int | None = None, seed: int = 0,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, run: Any = None) -> dict[str, Any]:
     """Train a model of ``kind`` on a profile's knobs and save it: ``aigc-course train``.
 
-    ``None`` for ``dataset``, ``image_size`` or ``steps`` takes the profile's value.
+    ``None`` for ``dataset``, ``image_size`` or ``steps`` takes the profile's value;
+    ``run`` is how the run executes (:class:`aigc_course.train.engine.RunOptions`:
+    precision, checkpoints and resume). Under ``torchrun`` every rank trains and only
+    rank 0 writes ``out``.
 
     Returns:
-        The run's metrics (the checkpoint's metadata, without its history) and ``path``.
+        The run's metrics (the checkpoint's metadata, without its history) and ``path``
+        (``None`` on the other ranks).
     """
     model_kind = get(kind)
     p = profile_for(model_kind, profile)
     trained = model_kind.train(p, dataset=dataset, image_size=image_size,
                                conditional=conditional, steps=steps, seed=seed,
-                               progress=progress)
+                               progress=progress, run=run)
     metadata = {**trained.metrics, "profile": p.name, "history": trained.history}
-    path = model_kind.save(trained.model, out, metadata)
-    return {**trained.metrics, "profile": p.name, "path": str(path)}
+    path = model_kind.save(trained.model, out, metadata) if ranks_from_env().is_main else None
+    return {**trained.metrics, "profile": p.name, "path": None if path is None else str(path)}
 
 
 def retrain_shipped(kind: str, out: str | Path | None = None, steps: int | None = None,

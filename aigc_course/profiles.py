@@ -17,7 +17,8 @@ Chapters extend a profile with their own knobs by subclassing :class:`Profile`
 here, in one place: :class:`DataProfile` (01), :class:`FoundationsProfile` (02),
 :class:`GANProfile` (03), :class:`VAEProfile` (04), :class:`DiffusionProfile` (05),
 :class:`TextProfile` (06), :class:`EvaluationProfile` (08),
-:class:`CompressionProfile` (09) and :class:`DeployProfile` (10); a model kind names its class
+:class:`ScaleProfile` (07), :class:`CompressionProfile` (09) and :class:`DeployProfile` (10);
+a model kind names its class
 (:mod:`aigc_course.kinds`). The dataset
 is a knob like any other, so the ``gpu`` profile runs on an offline GPU machine with
 ``resolve("gpu", dataset="mnist5k")``.
@@ -654,3 +655,54 @@ class DeployProfile(Profile):
                                          "ddpm_requests": 0, "memory_requests": 50,
                                          "drift_window": 64, "drift_windows": 10,
                                          "drift_reference": 500, "healthy_windows": 1}
+
+
+@dataclass(frozen=True)
+class ScaleProfile(Profile):
+    """Chapter 07's knobs (``profiles.resolve(name, cls=ScaleProfile)``).
+
+    The runs themselves are the kinds' own: chapter 05's DDPM on this profile's dataset
+    and size (:class:`DiffusionProfile` of the same name) and chapter 06's GPT
+    (:class:`TextProfile`); these knobs size the chapter's studies.
+
+    Attributes:
+        throughput_steps: timed training steps of each throughput-table row per round.
+        throughput_warmup: untimed steps before them (``torch.compile`` compiles here).
+        throughput_rounds: alternated rounds over the rows (the table reports the median).
+        optim_steps: steps of each run of the optimiser / schedule / EMA study (a GPT).
+        optim_seeds: seeds per variant (quality claims need at least 3).
+        search_trials: Optuna trials of the hyper-parameter search.
+        search_steps: the most steps of one trial (pruned trials stop earlier).
+        memo_sizes: training-set sizes of the overfitting and memorisation study.
+        memo_steps: steps of each run of that study.
+        resume_steps: steps of the resume demonstration (killed half-way).
+        ddp_steps: steps of the data-parallel comparison (1 and 2 processes).
+    """
+
+    throughput_steps: int = 20
+    throughput_warmup: int = 3
+    throughput_rounds: int = 3
+    optim_steps: int = 400
+    optim_seeds: int = 3
+    search_trials: int = 16
+    search_steps: int = 300
+    memo_sizes: tuple[int, ...] = (100, 300, 1000, 3000)
+    memo_steps: int = 1500
+    resume_steps: int = 200
+    ddp_steps: int = 100
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"throughput_steps": 4, "throughput_warmup": 1, "throughput_rounds": 1,
+                  "optim_steps": 60, "search_trials": 6, "search_steps": 40,
+                  "memo_sizes": (100, 1000), "memo_steps": 100, "resume_steps": 20,
+                  "ddp_steps": 10, "num_threads": 1},
+        "cpu": {"num_threads": 1},
+        "gpu": {"throughput_steps": 50, "optim_steps": 1000, "search_trials": 30,
+                "search_steps": 1000, "memo_sizes": (100, 300, 1000, 3000, 10000),
+                "memo_steps": 4000, "resume_steps": 1000, "ddp_steps": 300},
+    }
+    DRY_RUN: ClassVar[dict[str, Any]] = {"throughput_steps": 2, "throughput_warmup": 1,
+                                         "throughput_rounds": 1, "optim_steps": 20,
+                                         "optim_seeds": 1, "search_trials": 3,
+                                         "search_steps": 10, "memo_sizes": 2,
+                                         "memo_steps": 20, "resume_steps": 10,
+                                         "ddp_steps": 4}

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,26 @@ def seeded(seed: int) -> Iterator[torch.Generator]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a data-parallel run (``world_size == 1``: alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that logs and writes files."""
+        return self.rank == 0
+
+
+def ranks_from_env() -> Ranks:
+    """The ranks ``torchrun`` sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); alone without."""
+    return Ranks(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+                 int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def get_device(prefer: str = "auto") -> torch.device:

@@ -156,7 +156,7 @@ class MeanImage(nn.Module):
 
 def _train_mean(p: Profile, *, dataset: str | None = None, image_size: int | None = None,
                 conditional: bool | None = None, steps: int | None = None, seed: int = 0,
-                progress: bool = True) -> kinds.Trained:
+                progress: bool = True, run: object = None) -> kinds.Trained:
     x, _ = load_images(dataset or p.dataset, "train", image_size=image_size or p.image_size)
     model = MeanImage(MeanConfig(x.shape[-1], x.shape[1]))
     with torch.no_grad():

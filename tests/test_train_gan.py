@@ -16,6 +16,7 @@ from aigc_course.models.gan import DCGAN, GANConfig, MLPGANConfig
 from aigc_course.models.mlp import MLPGAN
 from aigc_course.profiles import GANProfile, resolve
 from aigc_course.train import gan as gan_train
+from aigc_course.train.engine import RunOptions, state_files
 from aigc_course.train.gan import (
     SHIPPED,
     GANTrainConfig,
@@ -133,10 +134,11 @@ def test_checkpoint_round_trip(config: GANConfig | MLPGANConfig, tmp_path: Path,
     data = digits8[0] if isinstance(config, GANConfig) else load_points("toy2d_ring",
                                                                          max_items=64)[0]
     model, _ = train_gan(data, digits8[1] if isinstance(config, GANConfig) else None, config,
-                         GANTrainConfig(steps=2, batch_size=8, progress=False,
-                                        checkpoint_every=1,
-                                        checkpoint_path=str(tmp_path / "during.pt")))
-    assert (tmp_path / "during.pt").is_file()
+                         GANTrainConfig(steps=2, batch_size=8, progress=False),
+                         run=RunOptions(checkpoint_dir=str(tmp_path / "states"),
+                                        checkpoint_every=1))
+    assert [p.name for p in state_files(tmp_path / "states")] == ["step-00000002.pt",
+                                                                  "step-00000001.pt"]
     path = save_gan(model, tmp_path / "gan.pt", {"note": "test"})
     loaded = load_gan(path)
     assert type(loaded) is type(model)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from aigc_course import metrics
-from aigc_course.checkpoint import read_checkpoint
 from aigc_course.data import load_images
 from aigc_course.metrics.judge import DEFAULT_PATH as JUDGE_PATH
 from aigc_course.models.vae import ConvVAE, VAEConfig
 from aigc_course.profiles import VAEProfile, resolve
+from aigc_course.train.engine import RunOptions, latest_state
 from aigc_course.train.vae import (
     SHIPPED,
     VAETrainConfig,
@@ -92,11 +92,11 @@ def test_likelihood_comparison_scores_each_decoder_on_the_given_split() -> None:
 
 def test_checkpoint_round_trip_and_periodic_save(tmp_path) -> None:  # noqa: ANN001
     x, _ = load_images("digits", "train", max_items=64)
-    path = tmp_path / "during.pt"
-    config = VAETrainConfig(steps=6, batch_size=16, progress=False, checkpoint_every=3,
-                            checkpoint_path=str(path))
-    model, _ = train_vae(x, None, VAEConfig(image_size=8, latent_dim=3, width=4), config)
-    assert read_checkpoint(path, "vae")["metadata"]["step"] == 6
+    config = VAETrainConfig(steps=6, batch_size=16, progress=False)
+    run = RunOptions(checkpoint_dir=str(tmp_path / "states"), checkpoint_every=3)
+    model, _ = train_vae(x, None, VAEConfig(image_size=8, latent_dim=3, width=4), config, run)
+    path, state = latest_state(tmp_path / "states")
+    assert path is not None and path.name == "step-00000006.pt" and state["step"] == 6
     save_vae(model, tmp_path / "m.pt", {"note": "test"})
     loaded = load_vae(tmp_path / "m.pt")
     assert torch.equal(loaded.reconstruct(x[:4]), model.reconstruct(x[:4]))

@@ -128,20 +128,26 @@ class DDPM:
         return self.eps_model(xt, t) if y is None else self.eps_model(xt, t, y)
 
     def loss(self, x0: Tensor, generator: torch.Generator | None = None,
-             y: Tensor | None = None) -> Tensor:
+             y: Tensor | None = None, *, t: Tensor | None = None,
+             eps: Tensor | None = None) -> Tensor:
         """The simple loss (eq. 14; Algorithm 1), averaged over the batch and the dimensions:
         $\\mathbb E_{t, x_0, \\epsilon} \\lVert \\epsilon - \\epsilon_\\theta(x_t, t)\\rVert^2$.
 
         Args:
             x0: ``(B, ...)`` a batch of training data.
             y: optional ``(B,)`` class labels passed to a conditional network.
+            t, eps: the steps ``(B,)`` and noise ``(B, ...)`` drawn outside (``None``: drawn
+                here from ``generator``, $t$ first), so data-parallel ranks can draw the
+                global batch's and keep their slice.
 
         Returns:
             A scalar tensor, differentiable with respect to the network's parameters.
         """
         b = x0.shape[0]
-        t = torch.randint(0, self.T, (b,), generator=generator).to(x0.device)  # t ~ U{1..T}
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+        if t is None:
+            t = torch.randint(0, self.T, (b,), generator=generator).to(x0.device)  # t ~ U{1..T}
+        if eps is None:
+            eps = torch.randn(x0.shape, generator=generator).to(x0.device)
         xt = self.q_sample(x0, t, eps)
         return (eps - self.eps(xt, t, y)).pow(2).mean()
 

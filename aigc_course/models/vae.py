@@ -115,12 +115,14 @@ class ConvVAE(ClassConditional, nn.Module):
 
     @staticmethod
     def reparameterise(mu: Tensor, logvar: Tensor,
-                       generator: torch.Generator | None = None) -> Tensor:
+                       generator: torch.Generator | None = None,
+                       eps: Tensor | None = None) -> Tensor:
         """$z = \\mu + \\sigma \\odot \\epsilon$, $\\epsilon \\sim \\mathcal N(0, I)$.
 
-        The reparameterisation trick (Kingma & Welling 2014, eq. 10).
+        The reparameterisation trick (Kingma & Welling 2014, eq. 10); ``eps`` drawn
+        outside (data-parallel ranks keep their slice of the global batch's), else here.
         """
-        eps = torch.randn(mu.shape, generator=generator).to(mu)
+        eps = (torch.randn(mu.shape, generator=generator) if eps is None else eps).to(mu)
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -129,10 +131,11 @@ class ConvVAE(ClassConditional, nn.Module):
         return self.decoder(h.view(len(z), *self.feature_shape))           # (B, 2w, H/4, W/4) in
 
     def forward(self, x: Tensor, y: Tensor | None = None,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Encode, reparameterise, decode: returns ``logits``, ``mu``, ``logvar``."""
+                generator: torch.Generator | None = None,
+                eps: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Encode, reparameterise (with ``eps`` if given), decode: logits, ``mu``, ``logvar``."""
         mu, logvar = self.encode(x, y)
-        z = self.reparameterise(mu, logvar, generator)
+        z = self.reparameterise(mu, logvar, generator, eps)
         return self.decode(z, y), mu, logvar
 
     @torch.no_grad()

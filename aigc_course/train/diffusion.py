@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
-from tqdm.auto import tqdm
 
 from aigc_course.checkpoint import read_checkpoint, save_checkpoint
 from aigc_course.data.registry import load_images
@@ -31,6 +30,7 @@ from aigc_course.kinds import ClassConditional, ModelKind, Trained
 from aigc_course.models.unet import ARCHS, DenoiserConfig, FlatDenoiser, UNet, build_denoiser
 from aigc_course.profiles import DiffusionProfile
 from aigc_course.train.ema import EMA
+from aigc_course.train.engine import Engine, RunOptions, fingerprint, local_device
 from aigc_course.utils import Timer, count_params, num_threads, seeded
 
 Tensor = torch.Tensor
@@ -165,7 +165,7 @@ class DiffusionModel(ClassConditional):
 
 
 def train_diffusion(images: Tensor, labels: Tensor | None, model_config: DenoiserConfig,
-                    config: DiffusionTrainConfig | None = None
+                    config: DiffusionTrainConfig | None = None, run: RunOptions | None = None
                     ) -> tuple[DiffusionModel, dict[str, list[float]]]:
     """Train $\\epsilon_\\theta$ with the simple loss (Algorithm 1) and EMA weights.
 
@@ -174,6 +174,8 @@ def train_diffusion(images: Tensor, labels: Tensor | None, model_config: Denoise
         labels: ``(N,)`` classes (needed when ``model_config.num_classes > 0``).
         model_config: the network.
         config: the run.
+        run: how it executes: precision, checkpoints and resume, ``torch.compile``
+            (:class:`~aigc_course.train.engine.RunOptions`; data parallel under ``torchrun``).
 
     Returns:
         The model (EMA weights, eval mode, CPU) and ``{"loss": [...]}`` per step.
@@ -182,33 +184,71 @@ def train_diffusion(images: Tensor, labels: Tensor | None, model_config: Denoise
     if model_config.num_classes and labels is None:
         raise ValueError("a conditional model needs labels")
     with seeded(config.seed) as generator:
-        device = torch.device(config.device)
+        device = local_device(config.device)
         network = build_denoiser(model_config).to(device)
         schedule = NoiseSchedule.from_name(config.schedule, config.T)
-        ddpm = DDPM(network, schedule)
         ema = EMA(network, config.ema_decay)
         optimiser = torch.optim.Adam(network.parameters(), lr=config.lr)
         warmup = torch.optim.lr_scheduler.LambdaLR(
             optimiser, lambda k: min(1.0, (k + 1) / max(1, config.warmup)))
+        engine = Engine(run, device=device, generator=generator, desc="DDPM",
+                        fingerprint=fingerprint(config, model_config, images, run))
+        ddpm = DDPM(engine.prepare(network), schedule)
         x_all = images.to(device)
         y_all = labels.to(device) if model_config.num_classes and labels is not None else None
         history: dict[str, list[float]] = {"loss": []}
+        engine.track(history, network=network, optimiser=optimiser, warmup=warmup, ema=ema)
         network.train()
-        for _ in tqdm(range(config.steps), desc="DDPM", disable=not config.progress):
+        for _ in engine.steps(config.steps, progress=config.progress):
             idx = torch.randint(len(x_all), (config.batch_size,), generator=generator).to(device)
             x0 = x_all[idx]                                                   # (B, C, H, W)
             y = None if y_all is None else drop_labels(y_all[idx], config.p_uncond,
                                                        model_config.num_classes, generator)
+            t = torch.randint(0, config.T, (len(x0),), generator=generator).to(device)
+            eps = torch.randn(x0.shape, generator=generator).to(device)      # the global batch's
+            x0, y, t, eps = engine.shard(x0, y, t, eps)                       # ... this rank's
             optimiser.zero_grad()
-            loss = ddpm.loss(x0, generator, y)                                # Algorithm 1
-            loss.backward()
-            optimiser.step()
+            with engine.autocast():
+                loss = ddpm.loss(engine.inputs(x0), y=y, t=t, eps=eps)       # Algorithm 1
+            engine.backward(loss, optimiser)
             warmup.step()
             ema.update(network)
-            history["loss"].append(loss.item())
+            history["loss"].append(engine.mean(loss))
         model = DiffusionModel(ema.model.cpu().eval(), schedule, model_config,
                                dataclasses.asdict(config))
         return model, history
+
+
+@torch.no_grad()
+def validation_loss(network: torch.nn.Module, schedule: NoiseSchedule, images: Tensor,
+                    labels: Tensor | None = None, *, seed: int = 0,
+                    batch_size: int = 256) -> float:
+    """The simple loss (Algorithm 1) of ``network`` on held-out ``images``, with fixed draws.
+
+    $t$ and $\\epsilon$ come from a generator seeded with ``seed`` (the same draws on
+    every call), so two networks, or one network at two steps, are compared on exactly
+    the same noisy inputs: a low-variance score for curves, pruning and model choice.
+    Labels are passed as they are (no dropping).
+
+    Returns:
+        The mean of $\\lVert \\epsilon - \\epsilon_\\theta(x_t, t) \\rVert^2$ over images and
+        dimensions (the training loss's scale).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    device = next(network.parameters()).device
+    ddpm = DDPM(network, schedule.to(device))
+    was_training = network.training
+    network.eval()
+    total = 0.0
+    for start in range(0, len(images), batch_size):
+        x0 = images[start:start + batch_size]
+        t = torch.randint(0, schedule.T, (len(x0),), generator=generator)
+        eps = torch.randn(x0.shape, generator=generator)
+        y = None if labels is None else labels[start:start + batch_size].to(device)
+        loss = ddpm.loss(x0.to(device), y=y, t=t.to(device), eps=eps.to(device))
+        total += loss.item() * len(x0)
+    network.train(was_training)
+    return total / len(images)
 
 
 # --- checkpoints ---------------------------------------------------------------------
@@ -246,8 +286,8 @@ def load_diffusion(path: str | Path | None = None) -> DiffusionModel:
 def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
                      conditional: bool = True, arch: str = "unet", width: int = 32,
                      hidden: int = 512, config: DiffusionTrainConfig | None = None,
-                     max_train: int | None = None) -> Trained:
-    """Train on a registry dataset's train split.
+                     max_train: int | None = None, run: RunOptions | None = None) -> Trained:
+    """Train on a registry dataset's train split (``run``: see :func:`train_diffusion`).
 
     Returns:
         The :class:`~aigc_course.kinds.Trained` model; its ``metrics`` hold ``dataset``,
@@ -263,7 +303,7 @@ def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
                                   channels=x.shape[1], width=width, hidden=hidden,
                                   num_classes=10 if conditional else 0)
     with Timer() as timer:
-        model, history = train_diffusion(x, y, model_config, config)
+        model, history = train_diffusion(x, y, model_config, config, run)
     final = sum(history["loss"][-100:]) / len(history["loss"][-100:])
     metrics = {"dataset": dataset, "image_size": int(x.shape[-1]), "conditional": conditional,
                "params": count_params(model.network, trainable_only=False),
@@ -275,7 +315,7 @@ def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
 def train_from_profile(p: DiffusionProfile, *, dataset: str | None = None,
                        image_size: int | None = None, conditional: bool | None = None,
                        steps: int | None = None, seed: int = 0,
-                       progress: bool = True) -> Trained:
+                       progress: bool = True, run: RunOptions | None = None) -> Trained:
     """The kind's ``train``: a DDPM on a profile's knobs (``None``: the profile's value).
 
     The profile gives the dataset, image size, steps, batch size, network (``arch``,
@@ -288,7 +328,8 @@ def train_from_profile(p: DiffusionProfile, *, dataset: str | None = None,
     with num_threads(p.num_threads):
         return train_on_dataset(dataset or p.dataset,
                                 image_size if image_size is not None else p.image_size,
-                                conditional, p.arch, p.width, p.hidden, config, p.max_train)
+                                conditional, p.arch, p.width, p.hidden, config, p.max_train,
+                                run)
 
 
 #: ``aigc-course train ddpm`` with these arguments regenerates ``SHIPPED``.

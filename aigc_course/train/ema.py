@@ -34,3 +34,12 @@ class EMA(Generic[M]):
             p_ema.lerp_(p.detach(), 1 - d)                                # d p_ema + (1-d) p
         for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
             b_ema.copy_(b)
+
+    def state_dict(self) -> dict[str, object]:
+        """The averaged weights and the step count (what a resumed run restores)."""
+        return {"model": self.model.state_dict(), "steps": self.steps, "decay": self.decay}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.model.load_state_dict(state["model"])  # type: ignore[arg-type]
+        self.steps = int(state["steps"])  # type: ignore[call-overload]

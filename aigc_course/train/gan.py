@@ -32,7 +32,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from tqdm.auto import tqdm
 
 from aigc_course import losses
 from aigc_course.checkpoint import read_checkpoint, save_checkpoint
@@ -43,6 +42,7 @@ from aigc_course.models.gan import DCGAN, DCGANGenerator, GANConfig, MLPGANConfi
 from aigc_course.models.mlp import MLPGAN, MLPConfig, MLPGenerator
 from aigc_course.profiles import GANProfile
 from aigc_course.train.ema import EMA
+from aigc_course.train.engine import Engine, RunOptions, fingerprint, local_device
 from aigc_course.utils import Timer, count_params, num_threads, seeded
 
 Tensor = torch.Tensor
@@ -74,8 +74,6 @@ class GANTrainConfig:
         device: ``"cpu"`` or ``"cuda"``.
         threads: torch CPU threads while training (``None``: leave torch's setting).
         progress: show a ``tqdm`` bar with both losses.
-        checkpoint_every: also save to ``checkpoint_path`` every this many steps (0: never).
-        checkpoint_path: where to save during training.
     """
 
     steps: int = 3000
@@ -91,8 +89,6 @@ class GANTrainConfig:
     device: str = "cpu"
     threads: int | None = None
     progress: bool = True
-    checkpoint_every: int = 0
-    checkpoint_path: str | None = None
 
     def __post_init__(self) -> None:
         losses.gan_losses(self.loss)                    # raises on an unknown loss
@@ -146,7 +142,7 @@ def train_gan(data: Tensor, labels: Tensor | None = None,
               model_config: GANConfig | MLPGANConfig | None = None,
               config: GANTrainConfig | None = None,
               monitor: Callable[[GAN], dict[str, float]] | None = None,
-              every: int = 0) -> tuple[GAN, History]:
+              every: int = 0, run: RunOptions | None = None) -> tuple[GAN, History]:
     """Train a GAN on images or 2-D points for ``config.steps`` generator steps.
 
     Args:
@@ -158,6 +154,10 @@ def train_gan(data: Tensor, labels: Tensor | None = None,
         monitor: called every ``every`` steps (and at step 0) with the model (its
             generator the EMA one while called); returns metrics recorded in the history.
         every: how often to call ``monitor`` (0: never).
+        run: how it executes (:class:`~aigc_course.train.engine.RunOptions`: precision,
+            checkpoints and resume; data parallel under ``torchrun``, where each rank's
+            batch norm sees its own slice, so unlike the other kinds a GAN's ranks do not
+            compute exactly the single-process step).
 
     Returns:
         The model (eval mode, CPU; generator = EMA weights when ``config.ema_decay``) and
@@ -173,21 +173,27 @@ def train_gan(data: Tensor, labels: Tensor | None = None,
         raise ValueError("a conditional GAN needs labels")
     d_loss_fn, g_loss_fn = losses.gan_losses(config.loss)
     with seeded(config.seed) as generator:
-        device = torch.device(config.device)
+        device = local_device(config.device)
         model = build_gan(model_config).to(device)
         ema = EMA(model.generator, config.ema_decay) if config.ema_decay else None
         opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr_d,
                                  betas=config.betas)
         opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr_g,
                                  betas=config.betas)
+        engine = Engine(run, device=device, generator=generator, desc="GAN",
+                        fingerprint=fingerprint(config, model_config, data, run))
         x_all = data.to(device)
         y_all = labels.to(device) if conditional and labels is not None else None
         b = config.batch_size
         history: History = {"d_loss": [], "g_loss": [], "step": []}
+        engine.track(history, model=model, opt_d=opt_d, opt_g=opt_g,
+                     **({"ema": ema} if ema is not None else {}))
 
-        def batch() -> tuple[Tensor, Tensor | None]:
+        def batch() -> tuple[Tensor, Tensor | None, Tensor]:
+            """The global minibatch and its latents, then this rank's slice of them."""
             idx = torch.randint(len(x_all), (b,), generator=generator).to(device)
-            return x_all[idx], (None if y_all is None else y_all[idx])
+            x, y = x_all[idx], (None if y_all is None else y_all[idx])
+            return engine.shard(x, y, model.latent(b, generator))
 
         def record(step: int) -> None:
             if monitor is None or not every or step % every:
@@ -204,40 +210,38 @@ def train_gan(data: Tensor, labels: Tensor | None = None,
 
         model.train()
         with num_threads(config.threads):
-            record(0)
-            bar = tqdm(range(1, config.steps + 1), desc="GAN", disable=not config.progress)
-            for step in bar:
+            if engine.step == 0:
+                record(0)
+            for step in engine.steps(config.steps, progress=config.progress, first=1):
                 # (1) update D: real -> high, fake -> low; detach so D's loss does not reach G
                 for _ in range(config.n_critic):
-                    x, y = batch()                                            # (B, ...), (B,)
-                    fake = generate(model, model.latent(b, generator), y).detach()
+                    x, y, z = batch()                                         # (B, ...), (B,)
                     opt_d.zero_grad()
-                    d_loss = d_loss_fn(discriminate(model, x, y), discriminate(model, fake, y))
-                    if config.loss == "wgan_gp":
-                        def critic(u: Tensor, y: Tensor | None = y) -> Tensor:
-                            return discriminate(model, u, y)
+                    with engine.autocast():
+                        fake = generate(model, z, y).detach()
+                        d_loss = d_loss_fn(discriminate(model, x, y),
+                                           discriminate(model, fake, y))
+                        if config.loss == "wgan_gp":
+                            def critic(u: Tensor, y: Tensor | None = y) -> Tensor:
+                                return discriminate(model, u, y)
 
-                        d_loss = d_loss + config.gp_weight * losses.gradient_penalty(
-                            critic, x, fake, generator)
-                    d_loss.backward()
-                    opt_d.step()
+                            d_loss = d_loss + config.gp_weight * losses.gradient_penalty(
+                                critic, x, fake, generator)
+                    engine.backward(d_loss, opt_d)
                 # (2) update G: fresh fakes through D; only G's optimiser steps
                 opt_g.zero_grad()
-                fake = generate(model, model.latent(b, generator), y)
-                g_loss = g_loss_fn(discriminate(model, fake, y))
-                g_loss.backward()
-                opt_g.step()
+                z = engine.shard(model.latent(b, generator))
+                with engine.autocast():
+                    g_loss = g_loss_fn(discriminate(model, generate(model, z, y), y))
+                engine.backward(g_loss, opt_g)
                 if ema is not None:
                     ema.update(model.generator)
-                history["d_loss"].append(d_loss.item())
-                history["g_loss"].append(g_loss.item())
+                history["d_loss"].append(engine.mean(d_loss))
+                history["g_loss"].append(engine.mean(g_loss))
                 if step % 10 == 0 or step == config.steps:
-                    bar.set_postfix(d_loss=f"{d_loss.item():.3f}", g_loss=f"{g_loss.item():.3f}")
+                    engine.bar.set_postfix(d_loss=f"{history['d_loss'][-1]:.3f}",
+                                           g_loss=f"{history['g_loss'][-1]:.3f}")
                 record(step)
-                if config.checkpoint_every and config.checkpoint_path and \
-                        step % config.checkpoint_every == 0:
-                    _save_with_ema(model, ema, config.checkpoint_path,
-                                   {"step": step, "train": _plain(config)})
         if ema is not None:
             model.generator.load_state_dict(ema.model.state_dict())
         return model.cpu().eval(), history
@@ -257,15 +261,6 @@ def _config_dict(model: GAN) -> dict[str, Any]:
     first = model.discriminator.net[0]
     spectral = parametrize.is_parametrized(first)
     return {"family": "mlp", **MLPGANConfig(model.config, spectral).to_dict()}
-
-
-def _save_with_ema(model: GAN, ema: EMA[GANGenerator] | None, path: str | Path,
-                   metadata: dict[str, Any]) -> None:
-    raw = model.generator
-    if ema is not None:
-        model.generator = ema.model
-    save_gan(model, path, metadata)
-    model.generator = raw
 
 
 def save_gan(model: GAN, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -327,8 +322,9 @@ def shipped_train_config(**changes: Any) -> GANTrainConfig:
 def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
                      conditional: bool = True, model_config: GANConfig | None = None,
                      config: GANTrainConfig | None = None,
-                     max_train: int | None = None) -> Trained:
-    """Train on a registry dataset's train split (the shipped architecture by default).
+                     max_train: int | None = None, run: RunOptions | None = None) -> Trained:
+    """Train on a registry dataset's train split (the shipped architecture by default;
+    ``run``: see :func:`train_gan`).
 
     Returns:
         The :class:`~aigc_course.kinds.Trained` model; its ``metrics`` hold ``dataset``,
@@ -341,7 +337,7 @@ def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
     if model_config.channels != x.shape[1]:
         model_config = dataclasses.replace(model_config, channels=x.shape[1])
     with Timer() as timer:
-        model, history = train_gan(x, y, model_config, config)
+        model, history = train_gan(x, y, model_config, config, run=run)
     metrics = {"dataset": dataset, "image_size": int(x.shape[-1]),
                "conditional": model_config.num_classes > 0, "params": count_params(model),
                "seconds": timer.seconds, "threads": config.threads or torch.get_num_threads(),
@@ -353,7 +349,7 @@ def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
 def train_from_profile(p: GANProfile, *, dataset: str | None = None,
                        image_size: int | None = None, conditional: bool | None = None,
                        steps: int | None = None, seed: int = 0,
-                       progress: bool = True) -> Trained:
+                       progress: bool = True, run: RunOptions | None = None) -> Trained:
     """The kind's ``train``: the shipped recipe on a profile's knobs (``None``: the profile's).
 
     The profile gives the dataset, image size, steps, batch size, loss, latent size, width,
@@ -367,7 +363,7 @@ def train_from_profile(p: GANProfile, *, dataset: str | None = None,
                                   threads=p.num_threads, progress=progress)
     x_shape = load_images(dataset, "train", image_size=size, max_items=1)[0].shape
     model_config = shipped_config(x_shape[-1], conditional, p.latent_dim, p.width)
-    return train_on_dataset(dataset, size, conditional, model_config, config, p.max_train)
+    return train_on_dataset(dataset, size, conditional, model_config, config, p.max_train, run)
 
 
 def _image_gan_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "?") -> DCGAN:

@@ -28,10 +28,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from aigc_course.checkpoint import read_checkpoint, save_checkpoint
 from aigc_course.kinds import ModelKind, Trained
@@ -44,6 +43,16 @@ from aigc_course.text.tokenizers import (
     CharTokenizer,
     make_tokenizer,
     tokenizer_from_config,
+)
+from aigc_course.train.ema import EMA
+from aigc_course.train.engine import (
+    OPTIMISERS,
+    Engine,
+    Optimiser,
+    RunOptions,
+    build_optimiser,
+    fingerprint,
+    local_device,
 )
 from aigc_course.utils import Timer, num_threads, seeded
 
@@ -74,6 +83,13 @@ class GPTTrainConfig:
         seed: initialisation and windows.
         device: ``"cpu"`` or ``"cuda"``.
         progress: show a ``tqdm`` bar.
+        optimizer: ``"adamw"`` (decoupled decay), ``"adam"`` (decay as an L2 term) or
+            ``"sgd"`` (heavy-ball momentum ``momentum``): see
+            :func:`~aigc_course.train.engine.build_optimiser`.
+        schedule: ``"cosine"`` (warm-up, then a cosine to ``min_lr_ratio``) or
+            ``"constant"`` (warm-up, then ``lr``).
+        ema_decay: an EMA of the weights (0: none); the trained model and its validation
+            scores are then the EMA's.
     """
 
     steps: int = 1500
@@ -90,10 +106,21 @@ class GPTTrainConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    optimizer: Optimiser = "adamw"
+    momentum: float = 0.9
+    schedule: Literal["cosine", "constant"] = "cosine"
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
+        if self.optimizer not in OPTIMISERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: "
+                             f"{', '.join(OPTIMISERS)}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: cosine, constant")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"need lr > 0 and 0 <= min_lr_ratio <= 1, got {self.lr}, "
                              f"{self.min_lr_ratio}")
@@ -108,6 +135,8 @@ def learning_rate(step: int, config: GPTTrainConfig) -> float:
     warmup = min(config.warmup, config.steps - 1)
     if step < warmup:
         return config.lr * (step + 1) / warmup
+    if config.schedule == "constant":
+        return config.lr
     progress = (step - warmup) / max(1, config.steps - 1 - warmup)
     low = config.lr * config.min_lr_ratio
     return low + 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))) * (config.lr - low)
@@ -262,8 +291,8 @@ def example_batches(examples: list[Tensor], prompt_lengths: list[int], batch_siz
 
 def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
         config: GPTTrainConfig, generator: torch.Generator,
-        batches: Callable[[torch.Generator], tuple[Tensor, Tensor]] | None = None
-        ) -> dict[str, list[float]]:
+        batches: Callable[[torch.Generator], tuple[Tensor, Tensor]] | None = None,
+        run: RunOptions | None = None) -> dict[str, list[float]]:
     """Train ``model`` in place: the loop pretraining and fine-tuning share.
 
     Args:
@@ -271,6 +300,8 @@ def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
         val_ids: the text scored every ``config.eval_every`` steps.
         batches: ``generator -> (x, y)`` instead of random windows of ``train_ids``
             (fine-tuning's :func:`example_batches`).
+        run: how it executes (:class:`~aigc_course.train.engine.RunOptions`: precision,
+            checkpoints and resume, ``torch.compile``; data parallel under ``torchrun``).
 
     Returns:
         ``history``: per step ``loss`` (nats per token), ``lr``, ``grad_norm``, ``tokens``
@@ -280,43 +311,54 @@ def fit(model: GPT, train_ids: Tensor, val_ids: Tensor, chars: Tensor,
     device = next(model.parameters()).device
     decay = [p for p in model.parameters() if p.dim() >= 2]       # matrices and embeddings
     no_decay = [p for p in model.parameters() if p.dim() < 2]     # biases and layer norms
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=config.lr, betas=config.betas)
+    optimizer = build_optimiser(config.optimizer,
+                                [{"params": decay, "weight_decay": config.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                config.lr, betas=config.betas, momentum=config.momentum)
+    ema = EMA(model, config.ema_decay) if config.ema_decay else None
+    scored = model if ema is None else ema.model                  # what validation scores
     T = model.config.block_size
     history: dict[str, list[float]] = {k: [] for k in (
         "loss", "lr", "grad_norm", "tokens", "seconds", "val_step", "val_bpc", "val_tokens",
         "val_seconds")}
+    engine = Engine(run, device=device, generator=generator, desc="gpt",
+                    fingerprint=fingerprint(config, model.config, train_ids, run))
+    engine.track(history, model=model, optimizer=optimizer,
+                 **({"ema": ema} if ema is not None else {}))
+    forward = engine.prepare(model)
     model.train()
-    start = time.perf_counter()
-    for step in tqdm(range(config.steps), desc="gpt", disable=not config.progress):
+    start = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
+    for step in engine.steps(config.steps, progress=config.progress):
         lr = learning_rate(step, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = (batches(generator) if batches is not None
                 else random_windows(train_ids, config.batch_size, config.window or T,
                                     generator))
+        xs, ys = engine.shard(x, y)                                   # this rank's rows
         optimizer.zero_grad(set_to_none=True)
-        _, loss, _ = model(x.to(device), y.to(device))
+        with engine.autocast():
+            _, loss, _ = forward(xs.to(device), ys.to(device))
         assert loss is not None
-        loss.backward()
-        norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                if config.grad_clip > 0 else torch.tensor(0.0))
-        optimizer.step()
-        history["loss"].append(float(loss.detach()))
+        norm = engine.backward(loss, optimizer, clip=config.grad_clip)
+        if ema is not None:
+            ema.update(model)
+        history["loss"].append(engine.mean(loss))
         history["lr"].append(lr)
-        history["grad_norm"].append(float(norm))
+        history["grad_norm"].append(norm)
         seen = history["tokens"][-1] if history["tokens"] else 0.0
         history["tokens"].append(seen + float(x.numel()))
         history["seconds"].append(time.perf_counter() - start)
         last = step == config.steps - 1
         if last or (config.eval_every and (step + 1) % config.eval_every == 0):
             history["val_step"].append(float(step + 1))
-            history["val_bpc"].append(bits_per_char(model, val_ids, chars,
+            history["val_bpc"].append(bits_per_char(scored, val_ids, chars,
                                                     max_tokens=config.eval_tokens,
                                                     window=config.window))
             history["val_tokens"].append(history["tokens"][-1])
             history["val_seconds"].append(history["seconds"][-1])
+    if ema is not None:
+        model.load_state_dict(ema.model.state_dict())
     model.eval()
     return history
 
@@ -397,15 +439,15 @@ class LanguageModel:
                              max_tokens=max_tokens, window=self.context)
 
 
-def train_gpt(data: TextData, model_config: GPTConfig, config: GPTTrainConfig
-              ) -> tuple[LanguageModel, dict[str, list[float]]]:
+def train_gpt(data: TextData, model_config: GPTConfig, config: GPTTrainConfig,
+              run: RunOptions | None = None) -> tuple[LanguageModel, dict[str, list[float]]]:
     """A new GPT trained on ``data.train`` (see :func:`fit`); eval mode, on the CPU."""
     if model_config.vocab_size != data.tokenizer.vocab_size:
         model_config = dataclasses.replace(model_config, vocab_size=data.tokenizer.vocab_size)
     with seeded(config.seed) as generator:
-        gpt = GPT(model_config).to(config.device)
+        gpt = GPT(model_config).to(local_device(config.device))
         history = fit(gpt, data.train, data.val, token_chars(data.tokenizer), config,
-                      generator)
+                      generator, run=run)
     return LanguageModel(gpt.cpu(), data.tokenizer, context=config.window), history
 
 
@@ -428,13 +470,14 @@ def train_config_from_profile(p: TextProfile, *, steps: int | None = None, seed:
 def train_from_profile(p: TextProfile, *, dataset: str | None = None,
                        image_size: int | None = None, conditional: bool | None = None,
                        steps: int | None = None, seed: int = 0, progress: bool = True,
-                       data: TextData | None = None) -> Trained:
+                       data: TextData | None = None, run: RunOptions | None = None) -> Trained:
     """The kind's ``train``: a GPT on a profile's corpus (``dataset``) and knobs.
 
     Args:
         dataset: a corpus name or a UTF-8 file (``None``: the profile's).
         image_size, conditional: must be ``None``/false (a language model has neither).
         data: the prepared text (``None``: prepared here from ``dataset``).
+        run: how it executes (:class:`~aigc_course.train.engine.RunOptions`).
 
     Returns:
         The :class:`~aigc_course.kinds.Trained` model; its ``metrics`` hold ``val_bpc``
@@ -450,7 +493,7 @@ def train_from_profile(p: TextProfile, *, dataset: str | None = None,
         config = train_config_from_profile(p, steps=steps, seed=seed, progress=progress)
         with Timer() as timer:
             lm, history = train_gpt(data, config_from_profile(p, data.tokenizer.vocab_size),
-                                    config)
+                                    config, run)
         chars = token_chars(data.tokenizer)
         scores = {f"{split}_bpc": bits_per_char(lm.gpt, data.split(split), chars,
                                                 max_tokens=p.score_tokens, window=lm.context)

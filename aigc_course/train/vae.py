@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from aigc_course import losses
 from aigc_course.checkpoint import read_checkpoint, save_checkpoint
@@ -32,6 +31,7 @@ from aigc_course.losses import Likelihood
 from aigc_course.metrics.image import psnr, ssim
 from aigc_course.models.vae import ConvVAE, VAEConfig
 from aigc_course.profiles import VAEProfile
+from aigc_course.train.engine import Engine, RunOptions, fingerprint, local_device
 from aigc_course.utils import Timer, count_params, num_threads, seeded
 
 Tensor = torch.Tensor
@@ -55,8 +55,6 @@ class VAETrainConfig:
         seed: seeds initialisation, minibatches and $\\epsilon$.
         device: ``"cpu"`` or ``"cuda"``.
         progress: show a ``tqdm`` bar.
-        checkpoint_every: also save to ``checkpoint_path`` every this many steps (0: never).
-        checkpoint_path: where to save during training.
     """
 
     steps: int = 2000
@@ -68,8 +66,6 @@ class VAETrainConfig:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
-    checkpoint_every: int = 0
-    checkpoint_path: str | None = None
 
     def __post_init__(self) -> None:
         losses._check_likelihood(self.likelihood)
@@ -81,7 +77,8 @@ class VAETrainConfig:
 
 def train_vae(images: Tensor, labels: Tensor | None = None,
               model_config: VAEConfig | None = None,
-              config: VAETrainConfig | None = None) -> tuple[ConvVAE, dict[str, list[float]]]:
+              config: VAETrainConfig | None = None, run: RunOptions | None = None
+              ) -> tuple[ConvVAE, dict[str, list[float]]]:
     """Train a :class:`ConvVAE` on ``images`` for ``config.steps`` Adam steps.
 
     Args:
@@ -89,6 +86,8 @@ def train_vae(images: Tensor, labels: Tensor | None = None,
         labels: ``(N,)`` classes, needed when ``model_config.num_classes > 0``.
         model_config: the architecture (``None``: defaults at the images' size).
         config: the run (``None``: defaults).
+        run: how it executes (:class:`~aigc_course.train.engine.RunOptions`: precision,
+            checkpoints and resume; data parallel under ``torchrun``).
 
     Returns:
         The model (eval mode, on CPU) and its history per step: ``loss`` (the
@@ -100,30 +99,33 @@ def train_vae(images: Tensor, labels: Tensor | None = None,
     if model_config.num_classes and labels is None:
         raise ValueError("a conditional VAE needs labels")
     with seeded(config.seed) as generator:
-        device = torch.device(config.device)
+        device = local_device(config.device)
         model = ConvVAE(model_config).to(device)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+        engine = Engine(run, device=device, generator=generator, desc="VAE",
+                        fingerprint=fingerprint(config, model_config, images, run))
+        forward = engine.prepare(model)
         x_all = images.to(device)
         y_all = labels.to(device) if (labels is not None and model_config.num_classes) else None
         history: dict[str, list[float]] = {"loss": [], "reconstruction": [], "kl": []}
+        engine.track(history, model=model, optimiser=optimiser)
         model.train()
-        for step in tqdm(range(config.steps), desc="VAE", disable=not config.progress):
+        for _ in engine.steps(config.steps, progress=config.progress):
             idx = torch.randint(len(x_all), (config.batch_size,), generator=generator).to(device)
             x = x_all[idx]                                                    # (B, C, H, W)
             y = None if y_all is None else y_all[idx]
+            eps = torch.randn((len(x), model_config.latent_dim), generator=generator)
+            x, y, eps = engine.shard(x, y, eps)                               # this rank's
             optimiser.zero_grad()
-            logits, mu, logvar = model(x, y, generator)
-            terms = losses.elbo_terms(x, logits, mu, logvar, config.likelihood, config.sigma)
-            loss = losses.beta_vae_loss(terms, config.beta)
-            loss.backward()
-            optimiser.step()
-            history["loss"].append(loss.item())
-            history["reconstruction"].append(terms["reconstruction"].mean().item())
-            history["kl"].append(terms["kl"].mean().item())
-            if config.checkpoint_every and config.checkpoint_path and \
-                    (step + 1) % config.checkpoint_every == 0:
-                save_vae(model, config.checkpoint_path, {"step": step + 1, "train": _plain(config)})
-                model.to(device).train()
+            with engine.autocast():
+                logits, mu, logvar = forward(engine.inputs(x), y, eps=eps)
+                terms = losses.elbo_terms(x, logits.float(), mu.float(), logvar.float(),
+                                          config.likelihood, config.sigma)
+                loss = losses.beta_vae_loss(terms, config.beta)
+            engine.backward(loss, optimiser)
+            history["loss"].append(engine.mean(loss))
+            history["reconstruction"].append(engine.mean(terms["reconstruction"].mean()))
+            history["kl"].append(engine.mean(terms["kl"].mean()))
         return model.cpu().eval(), history
 
 
@@ -281,8 +283,9 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "?") ->
 def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
                      conditional: bool = False, latent_dim: int = 16, width: int = 16,
                      config: VAETrainConfig | None = None,
-                     max_train: int | None = None) -> Trained:
-    """Train on a registry dataset's train split; reconstruction metrics on its test split.
+                     max_train: int | None = None, run: RunOptions | None = None) -> Trained:
+    """Train on a registry dataset's train split; reconstruction metrics on its test split
+    (``run``: see :func:`train_vae`).
 
     Returns:
         The :class:`~aigc_course.kinds.Trained` model; its ``metrics`` hold ``test``
@@ -295,7 +298,7 @@ def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
     model_config = VAEConfig(image_size=x.shape[-1], channels=x.shape[1], latent_dim=latent_dim,
                              width=width, num_classes=10 if conditional else 0)
     with Timer() as timer:
-        model, history = train_vae(x, y, model_config, config)
+        model, history = train_vae(x, y, model_config, config, run)
     x_test, y_test = load_images(dataset, "test", image_size=image_size)
     metrics = {"test": reconstruction_report(model, x_test, y_test, config.likelihood,
                                              config.sigma),
@@ -308,7 +311,7 @@ def train_on_dataset(dataset: str = "digits", image_size: int | None = 16,
 def train_from_profile(p: VAEProfile, *, dataset: str | None = None,
                        image_size: int | None = None, conditional: bool | None = None,
                        steps: int | None = None, seed: int = 0,
-                       progress: bool = True) -> Trained:
+                       progress: bool = True, run: RunOptions | None = None) -> Trained:
     """The kind's ``train``: a VAE on a profile's knobs (``None``: the profile's value).
 
     The profile gives the dataset, image size, steps, batch size, latent size, width and
@@ -320,7 +323,7 @@ def train_from_profile(p: VAEProfile, *, dataset: str | None = None,
     with num_threads(p.num_threads):
         return train_on_dataset(dataset or p.dataset,
                                 image_size if image_size is not None else p.image_size,
-                                conditional, p.latent_dim, p.width, config, p.max_train)
+                                conditional, p.latent_dim, p.width, config, p.max_train, run)
 
 
 def reconstruct(model: ConvVAE, images: Tensor, labels: Tensor | None = None) -> Tensor:
