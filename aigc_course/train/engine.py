@@ -256,8 +256,16 @@ class Engine:
         return path
 
     def resume(self) -> None:
-        """Load the newest good state of ``checkpoint_dir`` (a run with none starts at 0)."""
-        path, state = latest_state(self.options.checkpoint_dir or ".")
+        """Load the newest good state of ``checkpoint_dir`` (a run with none starts at 0).
+
+        Scratch files a killed save left behind (``.step-*``, never renamed into place)
+        are deleted first (rank 0).
+        """
+        folder = Path(self.options.checkpoint_dir or ".")
+        if self.ranks.is_main and folder.is_dir():
+            for scratch in folder.glob(".step-*"):
+                scratch.unlink(missing_ok=True)
+        path, state = latest_state(folder)
         if state is not None:
             self.load_state_dict(state, str(path))
             self.resumed_from = path
