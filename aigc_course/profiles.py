@@ -322,8 +322,8 @@ class GANProfile(Profile):
                 "study_steps": 5000, "study_size": 16, "study_every": 500},
     }
     # every set-up still runs (each is a code path), a few steps on one seed
-    DRY_RUN: ClassVar[dict[str, Any]] = {"toy_steps": 40, "study_steps": 20, "study_seeds": 1,
-                                         "study_every": 10}
+    DRY_RUN: ClassVar[dict[str, Any]] = {"toy_steps": 40, "study_steps": 5, "study_seeds": 1,
+                                         "study_every": 5}
 
 
 @dataclass(frozen=True)
@@ -358,7 +358,7 @@ class VAEProfile(Profile):
                 "sweep_size": 16},
     }
     # both ends of the beta sweep: the notebook checks that the largest beta has the lower rate
-    DRY_RUN: ClassVar[dict[str, Any]] = {"sweep_steps": 30, "iwae_k": 32, "iwae_images": 50,
+    DRY_RUN: ClassVar[dict[str, Any]] = {"sweep_steps": 10, "iwae_k": 32, "iwae_images": 50,
                                          "beta_values": (0.1, 4.0)}
 
 
@@ -435,8 +435,8 @@ class EvaluationProfile(Profile):
         "gpu": {"compare_samples": 2000, "kid_subsets": 100},
     }
     # the table samples the gpu profile's 64-channel U-Net twice (guided and not)
-    DRY_RUN: ClassVar[dict[str, Any]] = {"compare_samples": 100, "compare_seeds": 1,
-                                         "ddpm_steps": 3, "kid_subsets": 20, "size_sweep": 4,
+    DRY_RUN: ClassVar[dict[str, Any]] = {"compare_samples": 50, "compare_seeds": 1,
+                                         "ddpm_steps": 2, "kid_subsets": 20, "size_sweep": 4,
                                          "size_repeats": 3}
 
 
@@ -506,13 +506,14 @@ class TextProfile(Profile):
                 "scaling_widths": (64, 128, 256, 384), "scaling_steps": 2000,
                 "eval_tokens": 65536, "finetune_steps": 1500},
     }
-    # the scaling fit needs 5 points: 3 evaluations after the first on each of 3 runs
-    DRY_RUN: ClassVar[dict[str, Any]] = {"train_steps": 10, "batch_size": 4, "eval_every": 3,
-                                         "eval_tokens": 1024, "scaling_steps": 12,
+    # the scaling fit needs 5 points: the evaluations after the first of 3 runs (2 of the
+    # main run, 3 of each sweep run); the 10.7 M-parameter main model dominates the cost
+    DRY_RUN: ClassVar[dict[str, Any]] = {"train_steps": 7, "batch_size": 2, "eval_every": 3,
+                                         "eval_tokens": 512, "scaling_steps": 12,
                                          "scaling_widths": 2, "tradeoff_vocabs": 2,
-                                         "finetune_steps": 5, "warmup_steps": 2,
-                                         "support_questions": 4, "score_tokens": 2048,
-                                         "sample_chars": 40}
+                                         "finetune_steps": 1, "warmup_steps": 2,
+                                         "support_questions": 2, "score_tokens": 1024,
+                                         "sample_chars": 20}
 
 
 @dataclass(frozen=True)
@@ -582,13 +583,15 @@ class CompressionProfile(Profile):
                 "distill_end": 2, "distill_round_steps": 2000},
     }
     # every method still runs; the gpu shape's 64-channel U-Net at 32x32 is the cost (one
-    # DDIM and one solver row on 32 samples: about 70 s for the whole notebook in CI)
+    # DDIM and one solver row on 16 samples); most of the notebook's ~70 s in CI is
+    # compiling (torch.compile, PT2E, ONNX), which no knob caps
     DRY_RUN: ClassVar[dict[str, Any]] = {"latency_batches": (1,), "latency_rounds": 3,
                                          "sparsities": 1,
                                          "keep_fractions": 1, "finetune_steps": 5,
                                          "student_steps": 5, "quant_bits": 2,
                                          "calibration_batches": 1, "ddim_steps": (2,),
-                                         "diffusion_samples": 32, "diffusion_batch": 4,
+                                         "diffusion_samples": 16, "diffusion_batch": 4,
+                                         "eval_samples": 100,
                                          "solver_steps": (2,), "distill_round_steps": 3,
                                          "distill_start": 4, "distill_end": 2,
                                          "distill_batch": 8}
@@ -650,11 +653,11 @@ class DeployProfile(Profile):
                 "load_rounds": 3, "ddpm_requests": 400, "healthy_windows": 50},
     }
     # the gpu shape: the 32x32 GAN chapter 03 trains in its dry run, a few requests each
-    DRY_RUN: ClassVar[dict[str, Any]] = {"export_rounds": 3, "load_requests": 30,
+    DRY_RUN: ClassVar[dict[str, Any]] = {"export_rounds": 3, "load_requests": 20,
                                          "load_rounds": 1, "time_cap_s": 10.0,
-                                         "ddpm_requests": 0, "memory_requests": 50,
+                                         "ddpm_requests": 0, "memory_requests": 20,
                                          "drift_window": 64, "drift_windows": 10,
-                                         "drift_reference": 500, "healthy_windows": 1}
+                                         "drift_reference": 256, "healthy_windows": 1}
 
 
 @dataclass(frozen=True)
@@ -669,12 +672,26 @@ class ScaleProfile(Profile):
         throughput_steps: timed training steps of each throughput-table row per round.
         throughput_warmup: untimed steps before them (``torch.compile`` compiles here).
         throughput_rounds: alternated rounds over the rows (the table reports the median).
+        throughput_compile: add the ``torch.compile`` row (compiling the U-Net takes
+            minutes on 2 CPU cores; a dry run never compiles).
+        throughput_batch: the batch of the throughput rows (``None``: the DDPM's).
         optim_steps: steps of each run of the optimiser / schedule / EMA study (a GPT).
         optim_seeds: seeds per variant (quality claims need at least 3).
+        optim_n_layer, optim_n_embd, optim_window: the study GPT's layers, width and
+            training window (smaller than chapter 06's: the study trains 21 runs).
         search_trials: Optuna trials of the hyper-parameter search.
         search_steps: the most steps of one trial (pruned trials stop earlier).
         memo_sizes: training-set sizes of the overfitting and memorisation study.
         memo_steps: steps of each run of that study.
+        memo_image_size, memo_width: its DDPM's image size and U-Net width (``None``: the
+            :class:`DiffusionProfile`'s; on ``cpu`` digits at their native 8x8 with width
+            32, which memorise 100 digits within the budget, where 16x16 at width 16 does
+            not).
+        memo_evals: loss measurements per run of that study (the curves' points).
+        memo_eval_images: images per measurement (training and validation alike).
+        memo_samples: samples each of its models draws for the copy check.
+        memo_sample_steps: their DDIM steps.
+        search_reports: validation reports per trial of the search (the pruner's points).
         resume_steps: steps of the resume demonstration (killed half-way).
         ddp_steps: steps of the data-parallel comparison (1 and 2 processes).
     """
@@ -682,27 +699,47 @@ class ScaleProfile(Profile):
     throughput_steps: int = 20
     throughput_warmup: int = 3
     throughput_rounds: int = 3
-    optim_steps: int = 400
+    throughput_compile: bool = False
+    throughput_batch: int | None = None
+    optim_steps: int = 250
     optim_seeds: int = 3
+    optim_n_layer: int = 2
+    optim_n_embd: int = 32
+    optim_window: int = 32
     search_trials: int = 16
     search_steps: int = 300
     memo_sizes: tuple[int, ...] = (100, 300, 1000, 3000)
     memo_steps: int = 1500
+    memo_image_size: int | None = None
+    memo_width: int | None = None
+    memo_evals: int = 10
+    memo_eval_images: int = 256
+    memo_samples: int = 200
+    memo_sample_steps: int = 20
+    search_reports: int = 10
     resume_steps: int = 200
     ddp_steps: int = 100
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"throughput_steps": 4, "throughput_warmup": 1, "throughput_rounds": 1,
-                  "optim_steps": 60, "search_trials": 6, "search_steps": 40,
+                  "optim_steps": 30, "search_trials": 6, "search_steps": 40,
                   "memo_sizes": (100, 1000), "memo_steps": 100, "resume_steps": 20,
                   "ddp_steps": 10, "num_threads": 1},
-        "cpu": {"num_threads": 1},
-        "gpu": {"throughput_steps": 50, "optim_steps": 1000, "search_trials": 30,
+        "cpu": {"throughput_steps": 6, "throughput_warmup": 1, "throughput_rounds": 2,
+                "search_trials": 10, "search_steps": 150, "memo_sizes": (100, 300, 1000),
+                "memo_steps": 400, "memo_image_size": 8, "memo_width": 32,
+                "resume_steps": 100, "ddp_steps": 60, "num_threads": 1},
+        "gpu": {"throughput_steps": 50, "throughput_compile": True, "optim_steps": 1000,
+                "optim_n_layer": 4, "optim_n_embd": 128, "optim_window": 64, "search_trials": 30,
                 "search_steps": 1000, "memo_sizes": (100, 300, 1000, 3000, 10000),
                 "memo_steps": 4000, "resume_steps": 1000, "ddp_steps": 300},
     }
+    # the gpu shape: its 64-channel U-Net at 32x32 costs about 1 s per 16 images a step on
+    # one CPU thread, so batches, measurements and samples are capped hardest
     DRY_RUN: ClassVar[dict[str, Any]] = {"throughput_steps": 2, "throughput_warmup": 1,
-                                         "throughput_rounds": 1, "optim_steps": 20,
-                                         "optim_seeds": 1, "search_trials": 3,
-                                         "search_steps": 10, "memo_sizes": 2,
-                                         "memo_steps": 20, "resume_steps": 10,
-                                         "ddp_steps": 4}
+                                         "throughput_rounds": 1, "throughput_batch": 4,
+                                         "optim_steps": 20, "optim_seeds": 1,
+                                         "search_trials": 3, "search_steps": 10,
+                                         "memo_sizes": 2, "memo_steps": 10, "memo_evals": 2,
+                                         "memo_eval_images": 16, "memo_samples": 16,
+                                         "memo_sample_steps": 4, "search_reports": 3,
+                                         "resume_steps": 8, "ddp_steps": 4}

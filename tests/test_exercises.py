@@ -1,6 +1,7 @@
 """The exercise solutions are package code: tested like the rest."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,3 +182,42 @@ def test_ch10_littles_law() -> None:
     from aigc_course.exercises.ch10 import littles_law_concurrency
 
     assert littles_law_concurrency(400.0, 40.0) == pytest.approx(16.0)
+
+
+def test_ch07_warmup_cosine_matches_the_gpt_schedule() -> None:
+    from aigc_course.exercises.ch07 import warmup_cosine
+    from aigc_course.train.gpt import GPTTrainConfig, learning_rate
+
+    config = GPTTrainConfig(steps=50, warmup=7, lr=3e-3, min_lr_ratio=0.1)
+    for step in range(50):
+        assert warmup_cosine(step, 50, 7, 3e-3, 3e-4) == pytest.approx(
+            learning_rate(step, config), rel=1e-12)
+    assert warmup_cosine(49, 50, 7, 3e-3, 3e-4) == pytest.approx(3e-4)
+
+
+def test_ch07_mean_of_shard_means_is_the_global_mean_only_for_equal_shards() -> None:
+    from aigc_course.exercises.ch07 import mean_of_shard_means
+
+    losses = [0.5, 1.0, 2.0, 4.0, 3.0, 1.5]
+    assert mean_of_shard_means(losses, 2) == pytest.approx(sum(losses) / 6, rel=1e-12)
+    assert mean_of_shard_means(losses, 3) == pytest.approx(sum(losses) / 6, rel=1e-12)
+    uneven = losses[:5]                                     # shards of 3 and 2 examples
+    assert mean_of_shard_means(uneven, 2) != pytest.approx(sum(uneven) / 5)
+
+
+def test_ch07_save_atomically_keeps_the_old_file_on_a_failure(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    import os
+
+    from aigc_course.exercises.ch07 import save_atomically
+
+    path = save_atomically(b"old", tmp_path / "state.bin")
+
+    def fail(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomically(b"new", path)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["state.bin"]

@@ -39,8 +39,8 @@ GPU_SHAPE_ENV = {DRY_RUN_ENV: "1", "OMP_NUM_THREADS": "1"}
 #: Warnings a notebook may print in the gpu shape: documented offline fall-backs.
 EXPECTED_WARNINGS = {"08_evaluation": ("the Inception-v3 weights are not in",)}
 #: Notebooks that train on the profile's dataset at its size and record both.
-SHAPED = {"00_setup", "03_gans", "04_vaes", "05_diffusion", "09_compression",
-          "10_deployment"}
+SHAPED = {"00_setup", "03_gans", "04_vaes", "05_diffusion", "07_training_at_scale",
+          "09_compression", "10_deployment"}
 
 
 def _tags(cell: dict) -> list[str]:
@@ -279,6 +279,41 @@ def _check_06(r: dict) -> None:
     assert table[("new facts", "retrieval + hand-over")]["hand_over_rate_out_of_scope"] > 0.7
 
 
+def _check_07(r: dict) -> None:
+    assert r["profile"] == "smoke" and r["dataset"] == "digits" and r["image_size"] == 8
+    # the optimiser study: every variant on 3 seeds (smoke's 30 steps say nothing about
+    # quality; the cpu profile's table is in the closing note)
+    optim = r["optim"]
+    assert set(optim) == {"recipe", "adam", "sgd", "constant", "no_clip", "ema", "constant_ema"}
+    assert all(v["n"] == 3 and math.isfinite(v["mean"]) for v in optim.values())
+    assert optim["recipe"]["diff"] == 0.0
+    # throughput: every row trained its steps, finite, the same training as fp32 (same seed:
+    # losses within 0.05, measured 0.01), ratios against fp32's own median
+    rows = r["throughput"]
+    assert rows["fp32"]["ratio"] == 1.0 and {"bf16", "fp16", "channels_last"} <= set(rows)
+    assert all(v["finite"] and v["steps"] == 5 for v in rows.values())
+    assert all(abs(v["loss"] - rows["fp32"]["loss"]) < 0.05 for v in rows.values())
+    # killed with SIGKILL part-way, resumed with --resume: the same bits
+    resume = r["resume"]
+    assert resume["identical"] and resume["max_abs_diff"] == 0.0
+    assert resume["steps"] // 2 <= resume["killed_after"] < resume["steps"]
+    # the gap between validation and training loss falls with N (measured 0.032 at N=100,
+    # 0.007 at N=1000); held-out images are "copies" at the 1% quantile by construction
+    memo = r["memorisation"]
+    assert memo["N"] == [100, 1000] and memo["gap"][0] > memo["gap"][1]
+    assert all(c <= 0.03 for c in memo["test_copy_fraction"])
+    # two gloo processes: the one-process weights within 1e-4 (tests/test_training_processes)
+    ddp = {row["processes"]: row for row in r["ddp"]}
+    assert set(ddp) == {1, 2} and ddp[2]["max_abs_diff"] < 1e-4
+    # the search: every trial ran; the median rule pruned some early; the best is the best
+    search = r["search"]
+    assert search["trials"] == 6 and search["pruned"] >= 1
+    complete = [v for v, state in zip(search["values"], search["states"], strict=True)
+                if state == "COMPLETE"]
+    assert search["best_value"] == min(complete) and len(complete) < search["trials"]
+    assert all(math.isfinite(v) for v in search["values"])
+
+
 def _check_08(r: dict) -> None:
     # Eq. (eq-08-fid) on Gaussian features: measured 2.504 vs 2.492 (sampling error ~0.01).
     assert abs(r["fid_closed_form"]["estimate"] - r["fid_closed_form"]["exact"]) < 0.05
@@ -429,6 +464,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {"00_setup": _check_00, "01_data": _
                                               "03_gans": _check_03,
                                               "04_vaes": _check_04, "05_diffusion": _check_05,
                                               "06_text_generation": _check_06,
+                                              "07_training_at_scale": _check_07,
                                               "08_evaluation": _check_08,
                                               "09_compression": _check_09,
                                               "10_deployment": _check_10}

@@ -156,9 +156,9 @@ def test_dry_run_caps_each_chapters_knobs() -> None:
                  "digits_setups", "gan_loss"):
         assert getattr(gan, knob) == getattr(full, knob), knob
     assert "WGAN-GP" in gan.ring_setups and "TTUR" in gan.digits_setups
-    assert (gan.study_steps, gan.toy_steps, gan.study_seeds) == (20, 40, (0,))
+    assert (gan.study_steps, gan.toy_steps, gan.study_seeds) == (5, 40, (0,))
     vae = resolve("gpu", cls=profiles.VAEProfile, dry_run=True)
-    assert vae.beta_values == (0.1, 4.0) and vae.sweep_steps == 30 and vae.sweep_size == 16
+    assert vae.beta_values == (0.1, 4.0) and vae.sweep_steps == 10 and vae.sweep_size == 16
     assert (vae.latent_dim, vae.width, vae.use_shipped) == (32, 32, False)
     ddpm = resolve("gpu", cls=profiles.DiffusionProfile, dry_run=True)
     assert (ddpm.arch, ddpm.width, ddpm.use_shipped) == ("unet", 64, False)
@@ -187,7 +187,7 @@ def test_explicit_overrides_win_over_dry_run_caps() -> None:
                 study_seeds=(0, 1, 2), toy_steps=500)
     assert (p.train_steps, p.max_train, p.study_seeds, p.toy_steps) == (100, None, (0, 1, 2),
                                                                         500)
-    assert p.study_steps == 20 and p.batch_size == 32                  # the others capped
+    assert p.study_steps == 5 and p.batch_size == 32                   # the others capped
 
 
 @pytest.mark.usefixtures("no_dry_run_env")

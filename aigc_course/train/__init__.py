@@ -12,6 +12,14 @@ and give the caller's random state back; none switches on deterministic algorith
 * :mod:`aigc_course.train.diffusion` -- DDPM on images with EMA and the kind ``ddpm``
   (chapter 05);
 * the judges' training is part of the metrics (:mod:`aigc_course.metrics.judge`);
+* :mod:`aigc_course.train.engine` -- what every loop above shares (chapter 07): precision,
+  clipping, full-state checkpoints that resume bit-identically, data parallelism over
+  ``torch.distributed``; :mod:`aigc_course.train.launch` -- runs as processes (killed and
+  resumed, ``torchrun``);
+* chapter 07's studies on those loops: :mod:`aigc_course.train.optim_study` (optimisers,
+  schedules, clipping, EMA on the GPT), :mod:`aigc_course.train.throughput` (precision,
+  ``channels_last``, ``torch.compile``, loader workers), :mod:`aigc_course.train.memorisation`
+  (overfitting and copies against data size), :mod:`aigc_course.train.search` (Optuna);
 * :mod:`aigc_course.train.ema` -- the exponential moving average of weights;
 * :mod:`aigc_course.train.report` -- :func:`~aigc_course.train.report.model_report`, the
   metrics of any model's samples.

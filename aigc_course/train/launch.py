@@ -31,7 +31,9 @@ from typing import Any
 import torch
 
 from aigc_course.checkpoint import read_checkpoint
+from aigc_course.kinds import train_and_save
 from aigc_course.train.engine import state_files
+from aigc_course.utils import Timer, num_threads
 
 #: Several machines: the same command on each node, one rendezvous endpoint (node 0).
 MULTI_NODE = ("torchrun --nnodes=2 --nproc_per_node=8 --node-rank=$NODE_RANK "
@@ -51,16 +53,18 @@ def train_command(kind: str, out: str | Path, *, profile: str = "smoke", steps: 
     return [sys.executable, *train]
 
 
-def _env(threads: int) -> dict[str, str]:
+def _env(threads: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1",
-                "TQDM_DISABLE": "1"})
+                "TQDM_DISABLE": "1", **(extra or {})})
     return env
 
 
-def run(command: Sequence[str], *, timeout_s: float = 300.0,
-        threads: int = 1) -> dict[str, Any]:
+def run(command: Sequence[str], *, timeout_s: float = 300.0, threads: int = 1,
+        env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``command`` to the end (at most ``timeout_s``); its wall time and output.
+
+    ``env`` adds to the environment (``threads`` sets ``OMP_NUM_THREADS``).
 
     Raises:
         RuntimeError: a non-zero exit (with the output's tail) or the time limit.
@@ -68,7 +72,7 @@ def run(command: Sequence[str], *, timeout_s: float = 300.0,
     start = time.perf_counter()
     try:
         done = subprocess.run(list(command), capture_output=True, text=True,
-                              timeout=timeout_s, env=_env(threads), check=False)
+                              timeout=timeout_s, env=_env(threads, env), check=False)
     except subprocess.TimeoutExpired as error:
         raise RuntimeError(f"{' '.join(command[:6])} ... ran past {timeout_s} s") from error
     seconds = time.perf_counter() - start
@@ -89,12 +93,15 @@ def max_weight_difference(a: str | Path, b: str | Path) -> float:
 
 def kill_and_resume(kind: str, folder: str | Path, *, profile: str = "smoke", steps: int,
                     every: int, kill_at: int, seed: int = 0, timeout_s: float = 300.0,
-                    threads: int = 1) -> dict[str, Any]:
+                    threads: int = 1, cpu: bool = False) -> dict[str, Any]:
     """Kill a run with ``SIGKILL`` once it has saved step ``kill_at``, resume it, compare.
 
-    Three processes: the run saving every ``every`` steps, killed as soon as a state of
-    step ``>= kill_at`` is on disk (it may be further along: it runs while we look); the
-    same command with ``--resume``; and an uninterrupted reference run.
+    Two processes: the run saving every ``every`` steps, killed as soon as a state of
+    step ``>= kill_at`` is on disk (it may be further along: it runs while we look), and
+    the same command with ``--resume``; then the uninterrupted reference run, trained in
+    this process on ``threads`` threads (the same code and thread count: the same bits).
+    ``cpu`` hides the GPUs from the processes (:func:`process_setting`); the reference
+    then trains on the profile's device here, so use it only where that is the CPU.
 
     Returns:
         ``killed_after`` (the newest state when it was killed), ``resumed_from``,
@@ -107,8 +114,9 @@ def kill_and_resume(kind: str, folder: str | Path, *, profile: str = "smoke", st
     extra = ["--checkpoint-every", str(every), "--checkpoint-dir", str(states)]
     command = train_command(kind, out, profile=profile, steps=steps, seed=seed, extra=extra)
     start = time.perf_counter()
+    hidden = {"CUDA_VISIBLE_DEVICES": ""} if cpu else None
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env=_env(threads))
+                               env=_env(threads, hidden))
     killed_after = None
     try:
         while time.perf_counter() - start < timeout_s:
@@ -132,22 +140,45 @@ def kill_and_resume(kind: str, folder: str | Path, *, profile: str = "smoke", st
     killed_seconds = time.perf_counter() - start
     saved = state_files(states)
     killed_after = int(saved[0].name[5:13]) if saved else 0
-    resumed = run([*command, "--resume"], timeout_s=timeout_s, threads=threads)
-    uninterrupted = run(train_command(kind, reference, profile=profile, steps=steps,
-                                      seed=seed), timeout_s=timeout_s, threads=threads)
+    resumed = run([*command, "--resume"], timeout_s=timeout_s, threads=threads, env=hidden)
+    with num_threads(threads), Timer() as uninterrupted:      # the same run, in this process
+        train_and_save(kind, reference, profile, steps=steps, seed=seed, progress=False)
     diff = max_weight_difference(out, reference)
     return {"kind": kind, "steps": steps, "every": every, "killed_after": killed_after,
             "identical": diff == 0.0, "max_abs_diff": diff,
             "killed_run_s": killed_seconds, "resumed_run_s": resumed["seconds"],
-            "uninterrupted_s": uninterrupted["seconds"]}
+            "uninterrupted_s": uninterrupted.seconds}
+
+
+def process_setting(profile: str, processes: int = 1) -> dict[str, Any]:
+    """Where a run of ``processes`` ranks on ``profile`` can train on this machine.
+
+    Each rank needs a device of its own: with that many GPUs the profile's own model runs
+    (NCCL between ranks); otherwise the ranks are CPU processes (gloo, the GPUs hidden when
+    there are too few for the ranks: NCCL refuses two ranks on one GPU), and the ``gpu``
+    profile falls back to the ``smoke`` profile's model (its 32x32 U-Net takes seconds a
+    step on a CPU core; in the ``gpu`` profile's dry run there is no GPU either).
+
+    Returns:
+        ``profile`` (the one to train), ``cpu`` (hide the GPUs), ``why`` (one line).
+    """
+    gpus = torch.cuda.device_count()
+    if gpus >= processes:
+        return {"profile": profile, "cpu": False,
+                "why": f"{processes} rank(s) on {processes} of {gpus} GPU(s)"}
+    fallback = "smoke" if profile == "gpu" else profile
+    return {"profile": fallback, "cpu": True,
+            "why": f"{processes} CPU process(es) ({gpus} GPU(s) here, fewer than the ranks); "
+                   f"the {fallback!r} profile's model"}
 
 
 def ddp_comparison(kind: str, folder: str | Path, *, profile: str = "smoke", steps: int,
                    nprocs: Sequence[int] = (1, 2), seed: int = 0, rounds: int = 1,
-                   timeout_s: float = 300.0) -> list[dict[str, Any]]:
+                   cpu: bool = False, timeout_s: float = 300.0) -> list[dict[str, Any]]:
     """The same run on each number of processes (same global batch), alternated.
 
-    Each process gets one thread, so ``N`` processes use ``N`` cores. Returns one row per
+    Each process gets one thread, so ``N`` processes use ``N`` cores; ``cpu`` hides the GPUs
+    (see :func:`process_setting`). Returns one row per
     ``nproc``: the median over ``rounds`` of the wall seconds (process start, rendezvous and
     data loading included) and of the training loop's own seconds (rank 0's), steps per
     second and speed-up on the latter, and the largest weight difference to the
@@ -162,7 +193,8 @@ def ddp_comparison(kind: str, folder: str | Path, *, profile: str = "smoke", ste
         for n in order:
             out = folder / f"{kind}_{n}proc.pt"
             done = run(train_command(kind, out, profile=profile, steps=steps, seed=seed,
-                                     nproc=n), timeout_s=timeout_s)
+                                     nproc=n), timeout_s=timeout_s,
+                       env={"CUDA_VISIBLE_DEVICES": ""} if cpu else None)
             wall[n].append(done["seconds"])
             train[n].append(float(json.loads(done["stdout"])["seconds"]))
 
