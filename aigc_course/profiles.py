@@ -672,8 +672,9 @@ class ScaleProfile(Profile):
         throughput_steps: timed training steps of each throughput-table row per round.
         throughput_warmup: untimed steps before them (``torch.compile`` compiles here).
         throughput_rounds: alternated rounds over the rows (the table reports the median).
-        throughput_compile: add the ``torch.compile`` row (compiling the U-Net takes
-            minutes on 2 CPU cores; a dry run never compiles).
+        throughput_compile: add the ``torch.compile`` row (compiling the cpu profile's
+            U-Net took 49 s with a cold cache on one core of this 2-core machine; smoke
+            leaves it out and a dry run never compiles).
         throughput_batch: the batch of the throughput rows (``None``: the DDPM's).
         optim_steps: steps of each run of the optimiser / schedule / EMA study (a GPT).
         optim_seeds: seeds per variant (quality claims need at least 3).
@@ -725,8 +726,9 @@ class ScaleProfile(Profile):
                   "memo_sizes": (100, 1000), "memo_steps": 100, "resume_steps": 20,
                   "ddp_steps": 10, "num_threads": 1},
         "cpu": {"throughput_steps": 6, "throughput_warmup": 1, "throughput_rounds": 2,
-                "search_trials": 10, "search_steps": 150, "memo_sizes": (100, 300, 1000),
-                "memo_steps": 400, "memo_image_size": 8, "memo_width": 32,
+                "throughput_compile": True, "search_trials": 10, "search_steps": 150,
+                "memo_sizes": (100, 300, 1000), "memo_steps": 400, "memo_image_size": 8,
+                "memo_width": 32,
                 "resume_steps": 100, "ddp_steps": 60, "num_threads": 1},
         "gpu": {"throughput_steps": 50, "throughput_compile": True, "optim_steps": 1000,
                 "optim_n_layer": 4, "optim_n_embd": 128, "optim_window": 64, "search_trials": 30,

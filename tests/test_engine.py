@@ -201,3 +201,33 @@ def test_fingerprint_ignores_how_a_run_executes() -> None:
     assert a == b and a["config.lr"] == 2e-3 and a["data.shape"] == [5, 1, 8, 8]
     assert a != fingerprint(DiffusionTrainConfig(lr=1e-3), DenoiserConfig(),
                             torch.zeros(5, 1, 8, 8))
+
+
+def test_compile_and_channels_last_wrap_the_forward_but_save_the_original(
+        monkeypatch: Any, tmp_path: Path) -> None:
+    """``compile`` hands the network to ``torch.compile`` (stubbed here: compiling takes
+    minutes on 2 cores) and the loop calls the wrapper; the state holds the original's keys
+    (no ``_orig_mod.`` prefix), and ``channels_last`` converts weights and inputs."""
+    calls = []
+
+    def fake_compile(module: nn.Module) -> nn.Module:
+        calls.append(module)
+        wrapper = nn.Module()
+        wrapper._orig_mod = module  # what torch.compile's OptimizedModule holds
+        wrapper.forward = module.forward  # type: ignore[method-assign]
+        return wrapper
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    net = nn.Conv2d(2, 4, 3)
+    engine = Engine(RunOptions(compile=True, channels_last=True,
+                               checkpoint_dir=str(tmp_path)), device="cpu",
+                    generator=torch.Generator(), fingerprint={})
+    forward = engine.prepare(net)
+    assert calls == [net] and forward is not net
+    assert net.weight.is_contiguous(memory_format=torch.channels_last)
+    x = engine.inputs(torch.randn(1, 2, 5, 5))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    engine.track(net=net)
+    engine.save()
+    _, state = latest_state(tmp_path)
+    assert state is not None and set(state["parts"]["net"]) == {"weight", "bias"}

@@ -6,8 +6,8 @@ Every row is a run of :func:`aigc_course.train.diffusion.train_diffusion` with i
 ``time.perf_counter()`` after each step, so the step times come out of the kind's own
 loop (sampling the batch, $t$ and $\\epsilon$, forward, backward, Adam, EMA, logging).
 With $t_k$ the time after step $k$, the first ``warmup`` steps are reported apart as
-the *first-step time* $t_w - t_\\text{call}$ (``torch.compile`` compiles here; it also
-holds building the network), and the steady state is the median
+the *first-step time* $t_w - t_\\text{call}$ of the first round (``torch.compile``
+compiles here; it also holds building the network), and the steady state is the median
 $\\tilde t = \\operatorname{median}_k (t_k - t_{k-1})$ over the ``steps`` timed steps.
 A row's throughput and its ratio to the plain fp32 loop are
 
@@ -245,8 +245,10 @@ def throughput_table(images: Tensor, labels: Tensor, model_config: DenoiserConfi
         One dict per row, in ``rows`` order: ``row``, ``label``, ``precision``, ``compile``,
         ``channels_last``, ``workers``, ``step_ms`` (median of the rounds' median step),
         ``rounds_ms`` (those medians), ``samples_per_s`` ($B/\\tilde t$), ``ratio`` (to
-        fp32's samples/s), ``first_s`` (median over rounds of the call to the end of the
-        warm-up: compile or first-step time), ``overhead_s`` (``first_s`` less
+        fp32's samples/s), ``first_s`` (the first round's time from the call to the end of
+        the warm-up: the compile or first-step time a new process pays; later rounds find
+        inductor's kernels in its on-disk cache, ``first_rounds_s`` lists every round's),
+        ``overhead_s`` (``first_s`` less
         ``warmup`` steady steps: the one-off cost; noise can make it slightly negative),
         ``steps`` (steps each run trained), ``loss`` (mean loss of the last round's timed
         steps), ``finite`` (every loss of every round finite) and ``note``.
@@ -275,14 +277,15 @@ def throughput_table(images: Tensor, labels: Tensor, model_config: DenoiserConfi
         row = ROWS[name]
         medians = [statistics.median(r["step_s"]) for r in runs[name]]
         step_s = statistics.median(medians)
-        first_s = statistics.median(r["first_s"] for r in runs[name])
+        first_s = runs[name][0]["first_s"]
         losses = [v for r in runs[name] for v in r["loss"]]
         table.append({
             "row": name, "label": row.label, "precision": row.precision,
             "compile": row.compile, "channels_last": row.channels_last,
             "workers": row.workers, "step_ms": 1000 * step_s,
             "rounds_ms": [1000 * m for m in medians], "samples_per_s": batch_size / step_s,
-            "first_s": first_s, "overhead_s": first_s - warmup * step_s,
+            "first_s": first_s, "first_rounds_s": [r["first_s"] for r in runs[name]],
+            "overhead_s": first_s - warmup * step_s,
             "steps": warmup + steps,
             "loss": statistics.fmean(runs[name][-1]["loss"][warmup:]),
             "finite": all(math.isfinite(v) for v in losses), "note": note(name, device)})
