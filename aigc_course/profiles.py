@@ -737,11 +737,11 @@ class ScaleProfile(Profile):
     }
     # the gpu shape: its 64-channel U-Net at 32x32 costs about 1 s per 16 images a step on
     # one CPU thread, so batches, measurements and samples are capped hardest
-    DRY_RUN: ClassVar[dict[str, Any]] = {"throughput_steps": 2, "throughput_warmup": 1,
+    DRY_RUN: ClassVar[dict[str, Any]] = {"throughput_steps": 1, "throughput_warmup": 1,
                                          "throughput_rounds": 1, "throughput_batch": 4,
-                                         "optim_steps": 20, "optim_seeds": 1,
-                                         "search_trials": 3, "search_steps": 10,
-                                         "memo_sizes": 2, "memo_steps": 10, "memo_evals": 2,
+                                         "optim_steps": 6, "optim_seeds": 1,
+                                         "search_trials": 3, "search_steps": 4,
+                                         "memo_sizes": 2, "memo_steps": 4, "memo_evals": 2,
                                          "memo_eval_images": 16, "memo_samples": 16,
                                          "memo_sample_steps": 4, "search_reports": 3,
                                          "resume_steps": 8, "ddp_steps": 4}
