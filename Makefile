@@ -18,7 +18,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH_PINS) -e ".[dev]"
+	@# --no-compile: pip would byte-compile all 22,000 modules of the venv (80 s on two
+	@# cores); Python compiles and caches the few thousand a run imports on first use.
+	$(PY) -m pip install --quiet --no-compile $(TORCH_PINS) -e ".[dev]"
 	@touch $(STAMP)
 
 ## assets: what the built book loads, kept inside it so it reads offline (a classroom, a USB

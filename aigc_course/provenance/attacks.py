@@ -1,0 +1,160 @@
+"""What a marked image goes through after it leaves the model: the perturbations a
+watermark must survive (JPEG, Gaussian noise, resizing, cropping), and how a detector's
+threshold is set from clean images.
+
+Every perturbation maps images ``(N, C, H, W)`` in ``[-1, 1]`` to images of the same shape
+in ``[-1, 1]``: a detector always sees the size it was keyed for. JPEG goes through
+Pillow (the codec a user's tools run), resizing scales down and back up with bilinear
+interpolation (antialiased), cropping keeps the centre and scales it back up (so a crop is
+also a zoom, as when a picture is cropped and re-posted at the same size).
+
+The threshold of a detector is the $(1 - \\alpha)$ quantile of its scores on clean
+images, so that at most a fraction $\\alpha$ of clean images (the false-positive rate)
+score above it. With $n$ clean images the smallest rate that can be measured is $1/n$:
+$\\alpha = 10^{-3}$ needs $n \\ge 1000$, and is resolved to a few counts only with
+$n \\ge 10{,}000$.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+Tensor = torch.Tensor
+Attack = Callable[[Tensor], Tensor]
+
+
+def _check(images: Tensor) -> None:
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+
+
+def jpeg(images: Tensor, quality: int) -> Tensor:
+    """Encode and decode each image as JPEG at ``quality`` (1--95) with Pillow."""
+    _check(images)
+    if not 1 <= quality <= 95:
+        raise ValueError(f"JPEG quality must be in [1, 95], got {quality}")
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)   # (N, C, H, W)
+    pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()                      # (N, H, W, C)
+    out = []
+    for image in pixels:
+        mode = "L" if image.shape[-1] == 1 else "RGB"
+        buffer = io.BytesIO()
+        Image.fromarray(image.squeeze(-1) if mode == "L" else image, mode).save(
+            buffer, format="JPEG", quality=quality)
+        decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert(mode))
+        out.append(decoded.reshape(image.shape))
+    back = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float()     # (N, C, H, W)
+    return (back / 127.5 - 1).to(images.dtype)
+
+
+def gaussian_noise(images: Tensor, sigma: float, seed: int = 0) -> Tensor:
+    """Add $\\mathcal N(0, \\sigma^2)$ noise (on the $[-1, 1]$ scale) and clip."""
+    _check(images)
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(images.shape, generator=generator).to(images)
+    return (images + sigma * noise).clamp(-1, 1)
+
+
+def resize(images: Tensor, scale: float) -> Tensor:
+    """Scale by ``scale`` (< 1: down) and back to the original size, bilinear."""
+    _check(images)
+    if not 0 < scale <= 4:
+        raise ValueError(f"scale must be in (0, 4], got {scale}")
+    h, w = images.shape[-2:]
+    small = F.interpolate(images, size=(max(1, round(h * scale)), max(1, round(w * scale))),
+                          mode="bilinear", align_corners=False, antialias=scale < 1)
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).clamp(-1, 1)
+
+
+def crop(images: Tensor, keep: float) -> Tensor:
+    """Keep the central ``keep`` fraction of each side, scaled back to the full size."""
+    _check(images)
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    h, w = images.shape[-2:]
+    ch, cw = max(1, round(h * keep)), max(1, round(w * keep))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    centre = images[..., top:top + ch, left:left + cw]                     # (N, C, ch, cw)
+    return F.interpolate(centre, size=(h, w), mode="bilinear",
+                         align_corners=False).clamp(-1, 1)
+
+
+def standard_attacks() -> dict[str, Attack]:
+    """The chapter's perturbations, by name: JPEG 90/70/50, noise, resizing, cropping."""
+    return {
+        "none": lambda x: x,
+        "jpeg90": lambda x: jpeg(x, 90),
+        "jpeg70": lambda x: jpeg(x, 70),
+        "jpeg50": lambda x: jpeg(x, 50),
+        "noise0.05": lambda x: gaussian_noise(x, 0.05),
+        "noise0.1": lambda x: gaussian_noise(x, 0.1),
+        "resize0.75": lambda x: resize(x, 0.75),
+        "resize0.5": lambda x: resize(x, 0.5),
+        "crop0.9": lambda x: crop(x, 0.9),
+        "crop0.75": lambda x: crop(x, 0.75),
+    }
+
+
+def threshold_at_fpr(clean_scores: Tensor, fpr: float = 1e-3) -> float:
+    """The score above which at most ``fpr`` of ``clean_scores`` lie (higher = marked).
+
+    Raises:
+        ValueError: fewer than ``1/fpr`` clean scores (the rate could not be measured).
+    """
+    scores = clean_scores.detach().double().flatten()
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr must be in (0, 1), got {fpr}")
+    if scores.numel() < math.ceil(1 / fpr):
+        raise ValueError(f"a false-positive rate of {fpr:g} needs at least "
+                         f"{math.ceil(1 / fpr)} clean scores, got {scores.numel()}")
+    allowed = math.floor(fpr * scores.numel())          # clean scores allowed above it
+    ordered = scores.sort(descending=True).values
+    return float(ordered[allowed])                      # strictly above: <= allowed of them
+
+
+@dataclass(frozen=True)
+class Operating:
+    """A detector at its threshold: the measured false-positive and detection rates."""
+
+    threshold: float
+    false_positive_rate: float
+    clean: int
+
+
+def operating_point(clean_scores: Tensor, fpr: float = 1e-3) -> Operating:
+    """:func:`threshold_at_fpr` with the false-positive rate it gives on the same scores."""
+    threshold = threshold_at_fpr(clean_scores, fpr)
+    measured = float((clean_scores.double() > threshold).double().mean())
+    return Operating(threshold, measured, int(clean_scores.numel()))
+
+
+def detection_rate(scores: Tensor, threshold: float) -> float:
+    """The fraction of ``scores`` strictly above ``threshold``."""
+    return float((scores.double() > threshold).double().mean())
+
+
+def roc_auc(negative: Tensor, positive: Tensor) -> float:
+    """Area under the ROC curve: $P(s^+ > s^-) + \\tfrac12 P(s^+ = s^-)$ (Mann--Whitney)."""
+    neg, pos = negative.double().flatten(), positive.double().flatten()
+    if neg.numel() == 0 or pos.numel() == 0:
+        raise ValueError("roc_auc needs at least one negative and one positive score")
+    scores = torch.cat([neg, pos])
+    order = scores.argsort()
+    ranks = torch.empty_like(scores)
+    ranks[order] = torch.arange(1, scores.numel() + 1, dtype=scores.dtype)
+    for value in scores[order].unique_consecutive():    # average the ranks of ties
+        tied = scores == value
+        if int(tied.sum()) > 1:
+            ranks[tied] = ranks[tied].mean()
+    u = ranks[neg.numel():].sum() - pos.numel() * (pos.numel() + 1) / 2
+    return float(u / (neg.numel() * pos.numel()))

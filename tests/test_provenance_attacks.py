@@ -1,0 +1,113 @@
+"""The perturbations a watermark must survive, the threshold at a false-positive rate,
+the ROC AUC, and the key files of chapter 11."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from aigc_course.provenance import attacks
+from aigc_course.provenance.keys import load_key, new_seed, save_key
+
+
+def _images(n: int = 6, size: int = 16, channels: int = 1) -> torch.Tensor:
+    return torch.rand(n, channels, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+@pytest.mark.parametrize("name", sorted(attacks.standard_attacks()))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_attack_keeps_the_shape_and_the_range(name: str, channels: int) -> None:
+    x = _images(channels=channels)
+    y = attacks.standard_attacks()[name](x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert float(y.min()) >= -1 and float(y.max()) <= 1
+    if name == "none":
+        assert torch.equal(x, y)
+    else:
+        assert not torch.equal(x, y)
+
+
+def test_jpeg_is_pillows_codec_and_stronger_at_lower_quality() -> None:
+    x = _images(1)
+    pixels = ((x[0, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "L").save(buffer, format="JPEG", quality=70)
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())), dtype=np.float32) / 127.5 - 1
+    assert torch.allclose(attacks.jpeg(x, 70)[0, 0], torch.from_numpy(expected))
+    errors = [float((attacks.jpeg(x, q) - x).abs().mean()) for q in (90, 70, 50)]
+    assert errors[0] < errors[1] < errors[2]
+
+
+def test_noise_has_the_stated_sigma_and_resize_and_crop_keep_a_constant_image() -> None:
+    flat = torch.zeros(64, 1, 16, 16)
+    noisy = attacks.gaussian_noise(flat, 0.1, seed=3)
+    assert abs(float(noisy.std()) - 0.1) < 0.005               # 16,384 draws: se 0.0006
+    assert torch.equal(noisy, attacks.gaussian_noise(flat, 0.1, seed=3))
+    constant = torch.full((2, 1, 16, 16), 0.3)
+    assert torch.allclose(attacks.resize(constant, 0.5), constant)
+    assert torch.allclose(attacks.crop(constant, 0.75), constant)
+
+
+def test_crop_zooms_into_the_centre() -> None:
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 6:10, 6:10] = 1                                      # a 4x4 centre square
+    zoomed = attacks.crop(x, 0.5)                               # the central 8x8, doubled
+    assert float(zoomed[..., 6:10, 6:10].mean()) == pytest.approx(1.0)
+    assert float((zoomed > 0.5).float().sum()) > 4 * float((x > 0.5).float().sum()) * 0.8
+
+
+@pytest.mark.parametrize("call", [lambda: attacks.jpeg(_images(), 0),
+                                  lambda: attacks.gaussian_noise(_images(), -1.0),
+                                  lambda: attacks.resize(_images(), 0.0),
+                                  lambda: attacks.crop(_images(), 1.5),
+                                  lambda: attacks.jpeg(torch.zeros(16, 16), 50)])
+def test_bad_arguments_are_refused(call: object) -> None:
+    with pytest.raises(ValueError):
+        call()  # type: ignore[operator]
+
+
+def test_threshold_leaves_at_most_the_rate_above_it() -> None:
+    scores = torch.randn(10_000, generator=torch.Generator().manual_seed(1))
+    op = attacks.operating_point(scores, 1e-3)
+    assert op.false_positive_rate <= 1e-3 and op.clean == 10_000
+    assert int((scores > op.threshold).sum()) == 10           # exactly floor(1e-3 n)
+    assert op.threshold == pytest.approx(3.09, abs=0.15)      # the normal's 0.999 quantile
+    with pytest.raises(ValueError, match="at least 1000"):
+        attacks.threshold_at_fpr(scores[:999], 1e-3)
+    assert attacks.detection_rate(torch.tensor([0.0, 1.0, 2.0, 3.0]), 1.5) == 0.5
+
+
+def test_roc_auc_matches_sklearn_with_ties() -> None:
+    g = torch.Generator().manual_seed(2)
+    negative = torch.randint(0, 5, (300,), generator=g).float()
+    positive = torch.randint(1, 7, (200,), generator=g).float()
+    expected = roc_auc_score([0] * 300 + [1] * 200, torch.cat([negative, positive]).numpy())
+    assert attacks.roc_auc(negative, positive) == pytest.approx(expected, abs=1e-12)
+    assert attacks.roc_auc(torch.zeros(3), torch.ones(2)) == 1.0
+    with pytest.raises(ValueError):
+        attacks.roc_auc(torch.zeros(0), torch.ones(2))
+
+
+def test_key_files_round_trip_and_refuse_what_is_not_theirs(tmp_path: Path) -> None:
+    path = save_key(tmp_path / "k.pt", "tree_ring", {"seed": new_seed(), "radius": 3})
+    assert load_key(path, "tree_ring")["radius"] == 3
+    with pytest.raises(ValueError, match="holds a 'tree_ring' key"):
+        load_key(path, "spread_spectrum")
+    (tmp_path / "bad.pt").write_bytes(b"not a key")
+    with pytest.raises(ValueError, match="not a watermark key file"):
+        load_key(tmp_path / "bad.pt", "tree_ring")
+    torch.save({"format": "aigc_course.checkpoint/v1", "kind": "gan"}, tmp_path / "ckpt.pt")
+    with pytest.raises(ValueError, match="expected 'aigc_course.watermark_key/v1'"):
+        load_key(tmp_path / "ckpt.pt", "tree_ring")
+    with pytest.raises(FileNotFoundError):
+        load_key(tmp_path / "missing.pt", "tree_ring")
+    with pytest.raises(ValueError, match="valid kinds"):
+        save_key(tmp_path / "x.pt", "rot13", {"seed": 1})
+    with pytest.raises(ValueError, match="integer 'seed'"):
+        save_key(tmp_path / "x.pt", "tree_ring", {"radius": 3})
