@@ -26,6 +26,13 @@
   [--max-n N] [--queue Q] [--max-steps S] [--drift CAL.json]`` -- an HTTP service of any
   image checkpoint (:mod:`aigc_course.deploy.service`): ``POST /v1/generate``,
   ``/healthz``, ``/readyz``, ``/metrics``, a page at ``/``, docs at ``/docs``.
+* ``aigc-course card CKPT [--n N] [--steps S] [--guidance W] [--seed K] [--out card.md]`` --
+  a model card of any model checkpoint (:mod:`aigc_course.reports.model_card`): every
+  number measured now or read from the checkpoint, Markdown on standard output.
+* ``aigc-course watermark keygen --shape 1,16,16 --out key.pt``, ``watermark embed FILE
+  --key key.pt --out marked.png`` and ``watermark detect FILE --key key.pt [--fpr 1e-3]``
+  -- the invisible spread-spectrum mark of chapter 11
+  (:mod:`aigc_course.provenance.spread_spectrum`) on PNG/JPEG images and ``.npz`` samples.
 * ``aigc-course reconstruct CKPT [--split test] [--n 16] [--out rec.npz]`` -- encode and
   decode real images (kinds that can), printing PSNR and SSIM.
 * ``aigc-course train gpt [--text-file F] [--tokenizer char|bpe] --out g.pt`` -- the text
@@ -396,6 +403,69 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    from aigc_course.checkpoint import atomic_write
+    from aigc_course.reports.model_card import make_model_card
+
+    try:
+        card = make_model_card(args.checkpoint, n=args.n, seed=args.seed, steps=args.steps,
+                               guidance=args.guidance)
+    except (ValueError, FileNotFoundError, DatasetUnavailableError) as error:
+        return _fail(error)
+    markdown = card.to_markdown()
+    if args.out is None:
+        print(markdown)
+    else:
+        with atomic_write(args.out) as scratch:
+            Path(scratch).write_text(markdown + "\n", encoding="utf-8")
+        print(f"wrote the model card of {args.checkpoint} to {args.out}")
+    return 0
+
+
+def _parse_shape(text: str) -> tuple[int, int, int]:
+    try:
+        c, h, w = (int(part) for part in text.split(","))
+    except ValueError as error:
+        raise ValueError(f"--shape must be C,H,W (e.g. 1,16,16), got {text!r}") from error
+    return c, h, w
+
+
+def _watermark(args: argparse.Namespace) -> int:
+    from scipy.stats import norm
+
+    from aigc_course.provenance import spread_spectrum
+
+    try:
+        if args.action == "keygen":
+            key = spread_spectrum.make_key(_parse_shape(args.shape), strength=args.strength,
+                                           seed=args.seed)
+            key.save(args.out)
+            print(f"wrote a spread-spectrum key for images {key.shape} (strength "
+                  f"{key.strength}) to {args.out}; keep it secret: it detects and forges")
+            return 0
+        key = spread_spectrum.SpreadSpectrumKey.load(args.key)
+        if args.action == "embed":
+            spread_spectrum.embed_file(args.source, args.out, key)
+            print(f"marked {args.source} into {args.out}")
+            return 0
+        if not 0 < args.fpr < 1:
+            raise ValueError(f"--fpr must be in (0, 1), got {args.fpr}")
+        threshold = float(norm.isf(args.fpr))          # z is N(0, 1) on clean images
+        rows = spread_spectrum.detect_file(args.source, key, threshold)
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(error)
+    if args.json:
+        print(json.dumps({"threshold": threshold, "fpr": args.fpr, "images": rows}, indent=1))
+    else:
+        marked = sum(row["marked"] for row in rows)
+        print(f"{marked} of {len(rows)} images marked (z > {threshold:.2f}, a false-positive "
+              f"rate of {args.fpr:g} on clean images)")
+        for row in rows[:20]:
+            print(f"  image {row['index']}: z = {row['z']:.2f}"
+                  f"{'  marked' if row['marked'] else ''}")
+    return 0
+
+
 def _max_new_tokens() -> int:
     from aigc_course.train.gpt import MAX_NEW_TOKENS
 
@@ -503,6 +573,36 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also Inception-v3 FID (needs its weights; says so when absent)")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=_evaluate)
+
+    card = sub.add_parser("card", help="a model card of a checkpoint, measured now (Markdown)")
+    card.add_argument("checkpoint", type=Path)
+    card.add_argument("--n", type=int, default=1000, help="samples scored (FID is biased on few)")
+    card.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion)")
+    card.add_argument("--guidance", type=float, default=None,
+                      help="classifier-free guidance scale w (conditional diffusion)")
+    card.add_argument("--seed", type=int, default=0)
+    card.add_argument("--out", type=Path, default=None, help="write it here (default: print)")
+    card.set_defaults(func=_card)
+
+    mark = sub.add_parser("watermark", help="an invisible spread-spectrum mark on image files")
+    actions = mark.add_subparsers(dest="action", required=True)
+    keygen = actions.add_parser("keygen", help="make a secret key for images of one shape")
+    keygen.add_argument("--shape", default="1,16,16", help="C,H,W of the images (1,16,16)")
+    keygen.add_argument("--strength", type=float, default=0.1,
+                        help="the mark's pixel RMS on [-1, 1] (0.1: about 27 dB PSNR)")
+    keygen.add_argument("--seed", type=int, default=None, help="default: a secret random seed")
+    keygen.add_argument("--out", type=Path, required=True)
+    embed = actions.add_parser("embed", help="mark a PNG/JPEG image or an .npz of samples")
+    embed.add_argument("source", type=Path)
+    embed.add_argument("--key", type=Path, required=True)
+    embed.add_argument("--out", type=Path, required=True)
+    detect = actions.add_parser("detect", help="the detector's z of each image in a file")
+    detect.add_argument("source", type=Path)
+    detect.add_argument("--key", type=Path, required=True)
+    detect.add_argument("--fpr", type=float, default=1e-3,
+                        help="false-positive rate on clean images that sets the threshold")
+    detect.add_argument("--json", action="store_true")
+    mark.set_defaults(func=_watermark)
 
     comp = sub.add_parser("compress", help="prune, distil or quantise a checkpoint")
     comp.add_argument("checkpoint", type=Path)

@@ -745,3 +745,78 @@ class ScaleProfile(Profile):
                                          "memo_eval_images": 16, "memo_samples": 16,
                                          "memo_sample_steps": 4, "search_reports": 3,
                                          "resume_steps": 8, "ddp_steps": 4}
+
+
+@dataclass(frozen=True)
+class ResponsibleProfile(Profile):
+    """Chapter 11's knobs (``profiles.resolve(name, cls=ResponsibleProfile)``).
+
+    The models marked, detected, audited and priced are the chapters' own on
+    ``model_profile`` (the shipped 16x16 digits checkpoints on ``smoke`` and ``cpu``, the
+    ones chapters 03-05 train on ``gpu``) and chapter 06's GPT on ``gpt_profile``.
+
+    Attributes:
+        model_profile: the profile whose chapter 03-05 models are used.
+        gpt_profile: the profile of chapter 06's GPT (the text watermark, the text costs).
+        clean_images: clean images the pixel watermark's threshold is set on (a
+            false-positive rate of 1e-3 needs 1,000 at least and 10,000 to be measured to
+            about 30%: exercise ex-11-clean).
+        marked_images: marked samples per perturbation of the pixel watermark.
+        ring_clean: clean images the Tree-Ring threshold is set on (each is inverted by
+            DDIM: one network call per step and image).
+        ring_marked: marked diffusion samples of the Tree-Ring study.
+        ring_steps: DDIM steps of Tree-Ring generation and inversion.
+        text_prompts: prompts of the text watermark's study (each continued with and
+            without the mark).
+        text_lengths: scored lengths $T$ of the detection-against-length study.
+        detector_steps: training steps of the real-vs-generated detector.
+        detector_images: generated images per family for the detector.
+        detector_seeds: detector runs (seeds) whose AUCs are reported.
+        audit_samples: samples per generator of the audits.
+        card_samples: samples the model card is measured on.
+        sample_steps: DDIM steps of the diffusion model's samples in the audits, the card
+            and the detector's unseen family.
+        cost_samples: samples (tokens: 64 per sample) timed per round of the cost table.
+        cost_rounds: alternated timing rounds of the cost table.
+    """
+
+    model_profile: str = "cpu"
+    gpt_profile: str = "cpu"
+    clean_images: int = 10_000
+    marked_images: int = 1_000
+    ring_clean: int = 2_000
+    ring_marked: int = 200
+    ring_steps: int = 10
+    text_prompts: int = 40
+    text_lengths: tuple[int, ...] = (16, 32, 64, 128, 200)
+    detector_steps: int = 300
+    detector_images: int = 1_000
+    detector_seeds: int = 3
+    audit_samples: int = 1_000
+    card_samples: int = 1_000
+    sample_steps: int = 10
+    cost_samples: int = 64
+    cost_rounds: int = 5
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"gpt_profile": "smoke", "marked_images": 200, "ring_clean": 1_000,
+                  "ring_marked": 32, "ring_steps": 5, "text_prompts": 8,
+                  "text_lengths": (16, 64, 128), "detector_steps": 60,
+                  "detector_images": 300, "detector_seeds": 1, "audit_samples": 300,
+                  "card_samples": 200, "cost_samples": 16, "cost_rounds": 2,
+                  "num_threads": 1},
+        "cpu": {"num_threads": 1},
+        "gpu": {"model_profile": "gpu", "gpt_profile": "gpu", "clean_images": 20_000,
+                "marked_images": 2_000, "ring_clean": 10_000, "ring_marked": 1_000,
+                "ring_steps": 25, "text_prompts": 100, "detector_steps": 1_000,
+                "detector_images": 4_000, "audit_samples": 2_000, "card_samples": 2_000,
+                "sample_steps": 25, "cost_samples": 256},
+    }
+    # the gpu shape: chapter 03-05's 32x32 models that the dry run trains, few images each
+    DRY_RUN: ClassVar[dict[str, Any]] = {"clean_images": 1_000, "marked_images": 64,
+                                         "ring_clean": 1_000, "ring_marked": 16,
+                                         "ring_steps": 3, "text_prompts": 4,
+                                         "text_lengths": 2, "detector_steps": 20,
+                                         "detector_images": 128, "detector_seeds": 1,
+                                         "audit_samples": 200, "card_samples": 100,
+                                         "sample_steps": 3, "cost_samples": 8,
+                                         "cost_rounds": 1}

@@ -118,3 +118,19 @@ def _wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
 def wait_for() -> Callable[..., Any]:
     """``wait_for(condition, timeout=20)``: poll a page until ``condition()`` is truthy."""
     return _wait_for
+
+
+# --- the command line as a user types it ---------------------------------------------------
+
+def fails(argv: list[str], says: str, capsys: pytest.CaptureFixture) -> None:
+    """``aigc-course argv`` exits with status 2 (argparse or the command) and ``says`` on
+    standard error (``from conftest import fails`` in a test file)."""
+    from aigc_course.cli import main
+
+    capsys.readouterr()
+    try:
+        status = main(argv)
+    except SystemExit as exit:                                # argparse's own refusals
+        status = int(exit.code or 0)
+    assert status == 2
+    assert says in capsys.readouterr().err

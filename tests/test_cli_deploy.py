@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import fails
 
 from aigc_course import kinds
 from aigc_course.cli import main
@@ -15,17 +16,6 @@ from aigc_course.deploy.drift import DriftCalibration
 from aigc_course.deploy.export import load_exported
 
 GAN = kinds.CHECKPOINTS / "gan_digits16.pt"
-
-
-def fails(argv: list[str], says: str, capsys: pytest.CaptureFixture) -> None:
-    """``argv`` exits with status 2 (argparse or the command) and ``says`` on stderr."""
-    capsys.readouterr()
-    try:
-        status = main(argv)
-    except SystemExit as exit:                                # argparse's own refusals
-        status = int(exit.code or 0)
-    assert status == 2
-    assert says in capsys.readouterr().err
 
 
 def test_export_writes_a_file_that_runs(tmp_path: Path, capsys: pytest.CaptureFixture

@@ -2,8 +2,10 @@
 loopback port (:class:`~aigc_course.deploy.server.LocalServer`).
 
 * graceful shutdown: a request in flight when SIGTERM arrives still gets its images;
-* several workers: requests land on more than one process, and ``/metrics`` on any of
-  them counts every request (Prometheus' multiprocess mode);
+* several workers (requests land on both processes, and ``/metrics`` on either counts
+  every request: Prometheus' multiprocess mode) are checked where chapter 10 shows them:
+  its notebook starts two workers on every profile and ``tests/test_notebooks.py``
+  asserts the recorded counts (a copy of that check here cost 12-15 s of CI);
 * bounded load (:func:`aigc_course.deploy.loadtest.run_load`): no 5xx but the 503s of
   a full queue, and each 503 carries ``Retry-After``.
 """
@@ -47,24 +49,6 @@ def test_sigterm_finishes_the_request_in_flight() -> None:
         assert "Traceback" not in server.read_log()
     finally:
         server.stop()
-
-
-def test_two_workers_share_the_port_and_report_every_request() -> None:
-    requests = 40
-    with LocalServer(GAN, workers=2, env=ONE_THREAD) as server:
-        assert len(server.wait_for_workers(2, timeout=60)) == 2   # each loaded its model
-        def one(seed: int) -> str:
-            status, headers, _ = server.call("/v1/generate", {"n": 1, "seed": seed})
-            assert status == 200
-            return headers["X-Worker-PID"]
-
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            workers = set(pool.map(one, range(requests)))
-        assert len(workers) == 2, f"all requests went to {workers}"
-        for _ in range(4):                       # each scrape may land on either worker
-            assert server.metric("aigc_requests_total", method="POST", route="/v1/generate",
-                                 status="200") == requests
-            assert server.metric("aigc_samples_generated_total") == requests
 
 
 def test_bounded_load_no_server_errors_and_503_says_retry_after() -> None:

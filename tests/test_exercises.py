@@ -221,3 +221,38 @@ def test_ch07_save_atomically_keeps_the_old_file_on_a_failure(tmp_path: Path,
     with pytest.raises(OSError, match="disk full"):
         save_atomically(b"new", path)
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["state.bin"]
+
+
+def test_ch11_green_list_z_is_the_binomial_z_score() -> None:
+    from scipy import stats
+
+    from aigc_course.exercises.ch11 import green_list_z
+
+    assert green_list_z(50, 200, 0.25) == pytest.approx(0.0)
+    assert green_list_z(80, 200, 0.25) == pytest.approx((80 - 50) / (200 * 0.25 * 0.75) ** 0.5)
+    # the normal tail of z against the exact binomial tail at T = 200: 1.3x optimistic at
+    # z = 1.96 (0.0250 vs 0.0323), 4.6x at z = 4.9 (4.8e-7 vs 2.2e-6): the binomial's right
+    # tail is heavier for gamma < 1/2, so a z threshold's real false-positive rate is larger
+    # than the normal's and is measured on clean text
+    near = stats.binom.sf(61, 200, 0.25) / stats.norm.sf(green_list_z(62, 200))
+    far = stats.binom.sf(79, 200, 0.25) / stats.norm.sf(green_list_z(80, 200))
+    assert 1.2 < near < 1.4 and 4 < far < 5
+    with pytest.raises(ValueError):
+        green_list_z(1, 0)
+
+
+def test_ch11_clean_images_needed_matches_a_simulation() -> None:
+    from aigc_course.exercises.ch11 import clean_images_needed
+
+    n = clean_images_needed(1e-3, 0.3)
+    assert n == 11_100                                  # (1 - 1e-3) / (1e-3 * 0.09), rounded up
+    rng = np.random.default_rng(0)
+    estimates = rng.binomial(n, 1e-3, size=20_000) / n
+    assert estimates.std() / 1e-3 == pytest.approx(0.3, rel=0.03)
+
+
+def test_ch11_break_even_volume() -> None:
+    from aigc_course.exercises.ch11 import break_even_volume
+
+    assert break_even_volume(1000.0, 3.0, 1.0) == 500.0
+    assert break_even_volume(1000.0, 1.0, 1.0) == float("inf")

@@ -89,7 +89,9 @@ def test_chapter_presets_vary_by_profile() -> None:
 # --- dry runs: the gpu profile's shape, cheap ------------------------------------------
 
 CHAPTER_CLASSES = [profiles.DataProfile, profiles.FoundationsProfile, profiles.GANProfile,
-                   profiles.VAEProfile, profiles.DiffusionProfile, profiles.EvaluationProfile]
+                   profiles.VAEProfile, profiles.DiffusionProfile, profiles.EvaluationProfile,
+                   profiles.CompressionProfile, profiles.DeployProfile,
+                   profiles.ScaleProfile, profiles.ResponsibleProfile]
 
 
 @pytest.fixture

@@ -74,13 +74,29 @@ def test_bad_arguments_are_refused(call: object) -> None:
 
 def test_threshold_leaves_at_most_the_rate_above_it() -> None:
     scores = torch.randn(10_000, generator=torch.Generator().manual_seed(1))
-    op = attacks.operating_point(scores, 1e-3)
-    assert op.false_positive_rate <= 1e-3 and op.clean == 10_000
-    assert int((scores > op.threshold).sum()) == 10           # exactly floor(1e-3 n)
+    held_out = torch.randn(200_000, generator=torch.Generator().manual_seed(2))
+    op = attacks.operating_point(scores, 1e-3, held_out)
+    assert (op.calibration, op.held_out) == (10_000, 200_000)
+    assert op.guarantee == 10 / 10_001 <= 1e-3
+    assert int((scores > op.threshold).sum()) == 9            # k - 1 = 9 of them above it
     assert op.threshold == pytest.approx(3.09, abs=0.15)      # the normal's 0.999 quantile
-    with pytest.raises(ValueError, match="at least 1000"):
-        attacks.threshold_at_fpr(scores[:999], 1e-3)
+    # on new scores the rate is the promised k / (n + 1): 200,000 of them, sd 7e-5
+    assert op.false_positive_rate == pytest.approx(op.guarantee, abs=3e-4)
+    assert attacks.operating_point(scores, 1e-3).false_positive_rate is None
+    assert attacks.threshold_at_fpr(scores[:999], 1e-3) == float(scores[:999].max())
+    with pytest.raises(ValueError, match="at least 999"):
+        attacks.threshold_at_fpr(scores[:998], 1e-3)
     assert attacks.detection_rate(torch.tensor([0.0, 1.0, 2.0, 3.0]), 1.5) == 0.5
+
+
+def test_the_conformal_rate_holds_over_many_calibrations() -> None:
+    """$P(S > s_{(k)}) = k/(n+1)$ averaged over calibration draws, not only for one."""
+    g = torch.Generator().manual_seed(3)
+    calibrations = torch.randn(4000, 99, generator=g)          # n = 99: k = 1 at 1e-2
+    new = torch.randn(4000, generator=g)
+    above = [float(new[i] > attacks.threshold_at_fpr(calibrations[i], 1e-2))
+             for i in range(4000)]
+    assert sum(above) / 4000 == pytest.approx(1 / 100, abs=0.005)   # sd 0.0016
 
 
 def test_roc_auc_matches_sklearn_with_ties() -> None:

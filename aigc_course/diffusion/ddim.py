@@ -103,3 +103,59 @@ class DDIM:
             path.append(x)
         self.eps_model.train(was_training)
         return torch.stack(path) if return_path else x
+
+    @torch.no_grad()
+    def invert(self, x0: Tensor, steps: int = 50, y: Tensor | None = None,
+               progress: bool = False, return_path: bool = False) -> Tensor:
+        """DDIM inversion: run the deterministic sampler backwards, $x_0 \\to x_T$.
+
+        Each of the ``steps`` steps goes from $t_\\text{prev}$ up to $t$ (the sampler's
+        steps in reverse: $-1 \\to t_{S-1} = 0 \\to \\dots \\to t_0$) with eq. 12 at
+        $\\eta = 0$ solved for $x_t$ (Song et al. 2021; Mokady et al. 2023, "Null-text
+        Inversion"; Wen et al. 2023, "Tree-Ring Watermarks"):
+        $$x_t = \\sqrt{\\bar\\alpha_t}\\,\\frac{x_{t_\\text{prev}} - \\sqrt{1 -
+        \\bar\\alpha_{t_\\text{prev}}}\\,\\epsilon}{\\sqrt{\\bar\\alpha_{t_\\text{prev}}}}
+        + \\sqrt{1 - \\bar\\alpha_t}\\,\\epsilon, \\qquad
+        \\epsilon = \\epsilon_\\theta(x_{t_\\text{prev}}, t).$$
+        The sampler's step used $\\epsilon_\\theta(x_t, t)$, which is unknown before $x_t$
+        is: the network at the current point $x_{t_\\text{prev}}$ stands in for it, so the
+        inversion is exact only when $\\epsilon_\\theta$ does not depend on $x$, and
+        approximate otherwise (the error of each step grows with
+        $\\lVert \\partial\\epsilon_\\theta/\\partial x \\rVert\\,\\lVert x_t -
+        x_{t_\\text{prev}}\\rVert$, so more steps invert better). $\\hat x_0$ is never clipped
+        (clipping has no inverse), whatever ``clip_x0`` says, and $\\eta$ must be 0 (a
+        stochastic sampler has no inverse).
+
+        Args:
+            x0: images ``(B, ...)`` (the sampler's output scale, $[-1, 1]$).
+            steps: $S \\le T$, the sampler's steps to undo.
+            y: optional ``(B,)`` labels (``None``: the network's unconditional branch).
+            progress: a ``tqdm`` bar.
+            return_path: return every intermediate $x$, ``(S + 1, B, ...)``, from $x_0$.
+
+        Returns:
+            the estimate of $x_T$ ``(B, ...)`` (or the path).
+
+        Raises:
+            ValueError: ``eta > 0`` or ``steps`` outside ``1..T``.
+        """
+        if self.eta != 0:
+            raise ValueError(f"DDIM inversion needs eta = 0 (deterministic), got {self.eta}")
+        was_training = getattr(self.eps_model, "training", False)
+        self.eps_model.eval()
+        device = self.schedule.beta.device
+        ab = self.schedule.alpha_bar
+        x = x0.to(device)
+        path = [x]
+        ts = ddim_timesteps(self.schedule.T, steps)[::-1]  # 0, ..., t_0 (ascending)
+        for k, t in enumerate(tqdm(ts, disable=not progress, desc="DDIM inversion")):
+            t_prev = ts[k - 1] if k > 0 else -1
+            alpha_bar = ab[t]
+            alpha_bar_prev = ab[t_prev] if t_prev >= 0 else ab.new_tensor(1.0)
+            tt = torch.full((x.shape[0],), t, dtype=torch.long, device=device)  # (B,)
+            eps = self.eps_model(x, tt) if y is None else self.eps_model(x, tt, y)
+            x0_hat = (x - (1 - alpha_bar_prev).sqrt() * eps) / alpha_bar_prev.sqrt()
+            x = alpha_bar.sqrt() * x0_hat + (1 - alpha_bar).sqrt() * eps  # eq. 12 for x_t
+            path.append(x)
+        self.eps_model.train(was_training)
+        return torch.stack(path) if return_path else x

@@ -8,11 +8,15 @@ Pillow (the codec a user's tools run), resizing scales down and back up with bil
 interpolation (antialiased), cropping keeps the centre and scales it back up (so a crop is
 also a zoom, as when a picture is cropped and re-posted at the same size).
 
-The threshold of a detector is the $(1 - \\alpha)$ quantile of its scores on clean
-images, so that at most a fraction $\\alpha$ of clean images (the false-positive rate)
-score above it. With $n$ clean images the smallest rate that can be measured is $1/n$:
-$\\alpha = 10^{-3}$ needs $n \\ge 1000$, and is resolved to a few counts only with
-$n \\ge 10{,}000$.
+The threshold of a detector is set on clean images (a calibration set) by rank, the
+conformal rule (Vovk et al. 2005; Angelopoulos & Bates 2023): with the $n$ calibration
+scores sorted $s_{(1)} \\ge s_{(2)} \\ge \\dots$ and $k = \\lfloor \\alpha (n + 1) \\rfloor$,
+the threshold $t = s_{(k)}$ gives a new clean image from the same source
+$P(S > t) = k / (n + 1) \\le \\alpha$ exactly (for continuous scores: $S$ is equally likely
+to take any of the $n + 1$ ranks). It needs $n + 1 \\ge 1/\\alpha$, and the rate it promises
+is then *measured* on clean images it was not set on: with $m$ of them the smallest rate
+that can be seen is $1/m$, so $\\alpha = 10^{-3}$ is resolved to a few counts only with
+$m \\ge 10{,}000$ (exercise ex-11-clean).
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ def jpeg(images: Tensor, quality: int) -> Tensor:
     _check(images)
     if not 1 <= quality <= 95:
         raise ValueError(f"JPEG quality must be in [1, 95], got {quality}")
-    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)   # (N, C, H, W)
-    pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()                      # (N, H, W, C)
+    quantised = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (N, C, H, W)
+    pixels = quantised.permute(0, 2, 3, 1).cpu().numpy()                      # (N, H, W, C)
     out = []
     for image in pixels:
         mode = "L" if image.shape[-1] == 1 else "RGB"
@@ -106,36 +110,51 @@ def standard_attacks() -> dict[str, Attack]:
 
 
 def threshold_at_fpr(clean_scores: Tensor, fpr: float = 1e-3) -> float:
-    """The score above which at most ``fpr`` of ``clean_scores`` lie (higher = marked).
+    """The conformal threshold: a new clean score lies strictly above it with probability
+    $k / (n + 1) \\le$ ``fpr``, $k = \\lfloor \\mathrm{fpr}\\,(n + 1) \\rfloor$ (module docstring;
+    higher scores mean marked). $k - 1$ of the ``clean_scores`` themselves lie above it.
 
     Raises:
-        ValueError: fewer than ``1/fpr`` clean scores (the rate could not be measured).
+        ValueError: fewer than ``1/fpr - 1`` clean scores (no rank gives the rate).
     """
     scores = clean_scores.detach().double().flatten()
     if not 0 < fpr < 1:
         raise ValueError(f"fpr must be in (0, 1), got {fpr}")
-    if scores.numel() < math.ceil(1 / fpr):
+    k = math.floor(fpr * (scores.numel() + 1) + 1e-9)     # the rank of the threshold
+    if k < 1:
         raise ValueError(f"a false-positive rate of {fpr:g} needs at least "
-                         f"{math.ceil(1 / fpr)} clean scores, got {scores.numel()}")
-    allowed = math.floor(fpr * scores.numel())          # clean scores allowed above it
-    ordered = scores.sort(descending=True).values
-    return float(ordered[allowed])                      # strictly above: <= allowed of them
+                         f"{math.ceil(1 / fpr - 1 - 1e-9)} clean scores, got {scores.numel()}")
+    return float(scores.sort(descending=True).values[k - 1])
 
 
 @dataclass(frozen=True)
 class Operating:
-    """A detector at its threshold: the measured false-positive and detection rates."""
+    """A detector at its threshold, set on ``calibration`` clean scores.
+
+    Attributes:
+        threshold: the conformal threshold (:func:`threshold_at_fpr`).
+        guarantee: $k / (n + 1)$, the false-positive rate it promises for new clean images.
+        false_positive_rate: the rate measured on ``held_out`` clean scores it was not set
+            on (``None`` without them).
+        calibration, held_out: how many clean scores set it and tested it.
+    """
 
     threshold: float
-    false_positive_rate: float
-    clean: int
+    guarantee: float
+    false_positive_rate: float | None
+    calibration: int
+    held_out: int
 
 
-def operating_point(clean_scores: Tensor, fpr: float = 1e-3) -> Operating:
-    """:func:`threshold_at_fpr` with the false-positive rate it gives on the same scores."""
-    threshold = threshold_at_fpr(clean_scores, fpr)
-    measured = float((clean_scores.double() > threshold).double().mean())
-    return Operating(threshold, measured, int(clean_scores.numel()))
+def operating_point(calibration: Tensor, fpr: float = 1e-3,
+                    held_out: Tensor | None = None) -> Operating:
+    """:func:`threshold_at_fpr` on ``calibration``, and the rate it gives on ``held_out``."""
+    threshold = threshold_at_fpr(calibration, fpr)
+    n = calibration.numel()
+    guarantee = math.floor(fpr * (n + 1) + 1e-9) / (n + 1)
+    measured = None if held_out is None else detection_rate(held_out, threshold)
+    return Operating(threshold, guarantee, measured, int(n),
+                     0 if held_out is None else int(held_out.numel()))
 
 
 def detection_rate(scores: Tensor, threshold: float) -> float:
