@@ -379,6 +379,16 @@ def retrain_shipped(kind: str, out: str | Path | None = None, steps: int | None 
                           progress=progress, **recipe)
 
 
+def checkpoint_of(kind: str, trained: Trained, directory: str | Path) -> Path:
+    """The file of a model :func:`load_or_train` returned: the shipped checkpoint it was
+    loaded from, or ``directory/KIND.pt`` written with its metrics and history."""
+    model_kind = get(kind)
+    if trained.source == "shipped" and model_kind.shipped is not None:
+        return model_kind.shipped
+    return model_kind.save(trained.model, Path(directory) / f"{kind}.pt",
+                           {**trained.metrics, "history": trained.history})
+
+
 def load_model(path: str | Path) -> tuple[ModelKind, Any]:
     """The kind and model of any model checkpoint (``weights_only=True``).
 

@@ -762,10 +762,13 @@ class ResponsibleProfile(Profile):
             false-positive rate of 1e-3 needs 1,000 at least and 10,000 to be measured to
             about 30%: exercise ex-11-clean).
         marked_images: marked samples per perturbation of the pixel watermark.
-        ring_clean: clean images the Tree-Ring threshold is set on (each is inverted by
-            DDIM: one network call per step and image).
+        ring_calibration: clean images the Tree-Ring threshold is set on (each is inverted
+            by DDIM: one network call per step and image).
+        ring_clean: held-out clean images its false-positive rate is measured on.
         ring_marked: marked diffusion samples of the Tree-Ring study.
         ring_steps: DDIM steps of Tree-Ring generation and inversion.
+        ring_attacks: the perturbations of its robustness table (names of
+            :func:`aigc_course.provenance.attacks.standard_attacks`).
         text_prompts: prompts of the text watermark's study (each continued with and
             without the mark).
         text_lengths: scored lengths $T$ of the detection-against-length study.
@@ -778,15 +781,24 @@ class ResponsibleProfile(Profile):
             and the detector's unseen family.
         cost_samples: samples (tokens: 64 per sample) timed per round of the cost table.
         cost_rounds: alternated timing rounds of the cost table.
+        cost_ddim_steps: the DDIM steps of the diffusion rows of the cost table (the last
+            prices the business cases' images).
+        cost_batches: the batch sizes of the cost table.
+        detector_train: real training images of the detector, as many generated (``None``:
+            the whole train split).
     """
 
     model_profile: str = "cpu"
     gpt_profile: str = "cpu"
     clean_images: int = 10_000
     marked_images: int = 1_000
-    ring_clean: int = 2_000
+    ring_calibration: int = 2_000
+    ring_clean: int = 10_000
     ring_marked: int = 200
     ring_steps: int = 10
+    ring_attacks: tuple[str, ...] = ("none", "jpeg90", "jpeg70", "jpeg50", "noise0.05",
+                                     "noise0.1", "resize0.75", "resize0.5", "crop0.9",
+                                     "crop0.75")
     text_prompts: int = 40
     text_lengths: tuple[int, ...] = (16, 32, 64, 128, 200)
     detector_steps: int = 300
@@ -797,26 +809,33 @@ class ResponsibleProfile(Profile):
     sample_steps: int = 10
     cost_samples: int = 64
     cost_rounds: int = 5
+    cost_ddim_steps: tuple[int, ...] = (10, 50)
+    cost_batches: tuple[int, ...] = (1, 16)
+    detector_train: int | None = None
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"gpt_profile": "smoke", "marked_images": 200, "ring_clean": 1_000,
-                  "ring_marked": 32, "ring_steps": 5, "text_prompts": 8,
+        "smoke": {"gpt_profile": "smoke", "clean_images": 2_000, "marked_images": 200,
+                  "ring_calibration": 199, "ring_clean": 300, "ring_marked": 32,
+                  "text_prompts": 8, "cost_ddim_steps": (10,),
                   "text_lengths": (16, 64, 128), "detector_steps": 60,
                   "detector_images": 300, "detector_seeds": 1, "audit_samples": 300,
-                  "card_samples": 200, "cost_samples": 16, "cost_rounds": 2,
+                  "card_samples": 200, "cost_samples": 16, "cost_rounds": 3,
                   "num_threads": 1},
         "cpu": {"num_threads": 1},
         "gpu": {"model_profile": "gpu", "gpt_profile": "gpu", "clean_images": 20_000,
-                "marked_images": 2_000, "ring_clean": 10_000, "ring_marked": 1_000,
-                "ring_steps": 25, "text_prompts": 100, "detector_steps": 1_000,
+                "marked_images": 2_000, "ring_calibration": 4_000, "ring_marked": 1_000,
+                "text_prompts": 100, "detector_steps": 1_000,
                 "detector_images": 4_000, "audit_samples": 2_000, "card_samples": 2_000,
                 "sample_steps": 25, "cost_samples": 256},
     }
-    # the gpu shape: chapter 03-05's 32x32 models that the dry run trains, few images each
-    DRY_RUN: ClassVar[dict[str, Any]] = {"clean_images": 1_000, "marked_images": 64,
-                                         "ring_clean": 1_000, "ring_marked": 16,
-                                         "ring_steps": 3, "text_prompts": 4,
+    # the gpu shape: chapter 03-05's 32x32 models that the dry run trains, few images each;
+    # its 64-channel U-Net costs about 1 s per 16 images a step on one thread: one step
+    DRY_RUN: ClassVar[dict[str, Any]] = {"clean_images": 2_000, "marked_images": 64,
+                                         "ring_calibration": 40, "ring_clean": 40,
+                                         "ring_marked": 16, "ring_steps": 2,
+                                         "ring_attacks": 2, "text_prompts": 4,
                                          "text_lengths": 2, "detector_steps": 20,
-                                         "detector_images": 128, "detector_seeds": 1,
-                                         "audit_samples": 200, "card_samples": 100,
-                                         "sample_steps": 3, "cost_samples": 8,
-                                         "cost_rounds": 1}
+                                         "detector_images": 100, "detector_seeds": 1,
+                                         "audit_samples": 64, "card_samples": 50,
+                                         "sample_steps": 1, "cost_samples": 8,
+                                         "cost_rounds": 3, "cost_ddim_steps": (1,),
+                                         "cost_batches": 1, "detector_train": 256}

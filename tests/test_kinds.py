@@ -216,3 +216,15 @@ def test_trained_models_are_cached_per_profile_seed_and_code(tmp_path, monkeypat
     assert kinds.load_or_train("vae", "smoke", progress=False).source == "trained"
     assert kinds.load_or_train("vae", "smoke", progress=False).source == "cached"
     assert path.exists()
+
+
+def test_checkpoint_of_is_the_shipped_file_or_a_written_one(tmp_path: Path) -> None:
+    shipped = kinds.load_or_train("gan", "cpu")
+    assert shipped.source == "shipped"
+    assert kinds.checkpoint_of("gan", shipped, tmp_path) == kinds.get("gan").shipped
+    trained = kinds.Trained(shipped.model, "gan", {"dataset": "digits", "seconds": 1.5},
+                            {"loss": [1.0, 0.5]}, source="trained")
+    path = kinds.checkpoint_of("gan", trained, tmp_path)
+    assert path == tmp_path / "gan.pt"
+    metadata = read_checkpoint(path, "gan")["metadata"]
+    assert metadata["seconds"] == 1.5 and metadata["history"] == {"loss": [1.0, 0.5]}

@@ -127,3 +127,31 @@ def test_key_files_round_trip_and_refuse_what_is_not_theirs(tmp_path: Path) -> N
         save_key(tmp_path / "x.pt", "rot13", {"seed": 1})
     with pytest.raises(ValueError, match="integer 'seed'"):
         save_key(tmp_path / "x.pt", "tree_ring", {"radius": 3})
+
+
+def test_attainable_rate_is_the_target_or_what_n_scores_can_promise() -> None:
+    assert attacks.attainable_rate(9_999) == 5e-4
+    assert attacks.attainable_rate(199) == 1 / 200
+    with pytest.raises(ValueError):
+        attacks.attainable_rate(0)
+
+
+def test_clean_images_mix_real_and_generated_and_two_parities_share_no_real_image() -> None:
+    class Constant:                                   # a stand-in generator: value v, (1, 4, 4)
+        conditional, num_classes = False, 0
+
+        def __init__(self, v: float) -> None:
+            self.v = v
+
+        def sample(self, n: int, *, y=None, generator=None) -> torch.Tensor:
+            return torch.full((n, 1, 4, 4), self.v)
+
+    real = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1).expand(10, 1, 4, 4)
+    a = attacks.clean_images(real, [Constant(-1.0), Constant(-2.0)], 9, seed=0)
+    b = attacks.clean_images(real, [Constant(-1.0), Constant(-2.0)], 9, seed=1)
+    assert a.shape == (9, 1, 4, 4)
+    first = a[:, 0, 0, 0].tolist()
+    assert first[:4] == [0, 1, 2, 3] and sorted(first[4:]) == [-2, -2, -1, -1, -1]
+    assert set(b[:4, 0, 0, 0].tolist()) == {5, 6, 7, 8}          # the other half of real
+    with pytest.raises(ValueError):
+        attacks.clean_images(real, [], 5, seed=0)

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,6 +156,36 @@ def operating_point(calibration: Tensor, fpr: float = 1e-3,
     measured = None if held_out is None else detection_rate(held_out, threshold)
     return Operating(threshold, guarantee, measured, int(n),
                      0 if held_out is None else int(held_out.numel()))
+
+
+def attainable_rate(n: int, fpr: float = 5e-4) -> float:
+    """``fpr``, or the smallest rate $1/(n + 1)$ that ``n`` calibration scores can promise."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return max(fpr, 1 / (n + 1))
+
+
+def clean_images(real: Tensor, generators: Sequence[Any], n: int, seed: int) -> Tensor:
+    """``n`` clean (unmarked) images ``(n, C, H, W)``: real ones, half of ``n`` at most, and
+    samples of ``generators`` in equal shares (``kinds.draw`` with ``seed``).
+
+    The real images are the first half of ``real`` for an even ``seed`` and the second
+    half for an odd one, so a calibration set and a held-out set drawn with seeds of
+    different parity share no real image (and no sample: their seeds differ).
+    """
+    from aigc_course import kinds
+
+    if n < 1 or not generators:
+        raise ValueError("clean_images needs n >= 1 and at least one generator")
+    half = len(real) // 2
+    take = min(half, n // 2)
+    start = 0 if seed % 2 == 0 else half
+    rest, parts = n - take, [real[start:start + take]]
+    for i, model in enumerate(generators):
+        count = rest // len(generators) + (1 if i < rest % len(generators) else 0)
+        if count:
+            parts.append(kinds.draw(model, count, seed=seed)[0])
+    return torch.cat(parts)
 
 
 def detection_rate(scores: Tensor, threshold: float) -> float:

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from aigc_course import kinds
-from aigc_course.data import load_images
+from aigc_course.data import load_images, registry
 from aigc_course.models.classifier import ClassifierConfig, ImageClassifier
 from aigc_course.provenance.attacks import detection_rate, roc_auc, threshold_at_fpr
 from aigc_course.utils import Timer, seeded
@@ -227,10 +227,13 @@ def evaluate_detector(model: ImageClassifier, real_test: Tensor,
     return table
 
 
-def draw_family(kind: str, n: int, seed: int, ddpm_steps: int = 10) -> Tensor:
-    """``n`` samples ``(n, 1, 16, 16)`` of a shipped model (``"gan"``, ``"vae"``, ``"ddpm"``)."""
+def draw_family(kind: str, n: int, seed: int, ddpm_steps: int = 10,
+                model: Any = None) -> Tensor:
+    """``n`` samples ``(n, C, H, W)`` of ``model`` (``None``: the shipped model of ``kind``,
+    ``"gan"``, ``"vae"`` or ``"ddpm"``)."""
     options: dict[str, Any] = {"steps": ddpm_steps} if kind == "ddpm" else {}
-    return kinds.draw(kinds.get(kind).load(), n, seed=seed, **options)[0]
+    model = kinds.get(kind).load() if model is None else model
+    return kinds.draw(model, n, seed=seed, **options)[0]
 
 
 @dataclass
@@ -281,7 +284,9 @@ def upsampling_residual(images: Tensor) -> Tensor:
 
 def detector_study(seeds: tuple[int, ...] = (0, 1, 2), *, steps: int = 300,
                    batch_size: int = 64, n_test: int | None = None, ddpm_steps: int = 10,
-                   image_size: Literal[8, 16] = 8) -> DetectorStudy:
+                   image_size: int | None = None, models: Mapping[str, Any] | None = None,
+                   dataset: str = "digits", n_train: int | None = None,
+                   drawn: dict[tuple[str, int, int], Tensor] | None = None) -> DetectorStudy:
     """Train on real vs GAN+VAE digits and test on seen (GAN+VAE) and unseen (DDPM) families.
 
     Per seed: the detector's weights and minibatches, and fresh samples (the training
@@ -294,29 +299,58 @@ def detector_study(seeds: tuple[int, ...] = (0, 1, 2), *, steps: int = 300,
         n_test: held-out images per group (real test digits, GAN+VAE, DDPM); ``None``:
             all 270 test digits and as many fakes.
         ddpm_steps: DDIM steps of the unseen DDPM's samples.
-        image_size: the detector's view. ``8``: every image (real and generated)
-            area-downsampled to the digits' native 8x8, so only content differs; ``16``:
-            the models' output size, where every real digit is an exact bilinear upsample
-            (:func:`upsampling_residual`) and no generator's sample is, a shortcut the
-            detector takes (it then flags the unseen family too, for the wrong reason).
+        image_size: the detector's view (``None``: the dataset's native size, 8 for
+            ``digits``). At the native size every image, real or generated, is resampled
+            (area, or antialiased bilinear) from the models' size, so only content differs;
+            at the models' own size (16 for the shipped ones) every real digit is an exact
+            bilinear upsample of an 8x8 one (:func:`upsampling_residual`) and no
+            generator's sample is, a shortcut the detector takes (it then flags the unseen
+            family too, for the wrong reason).
+        models: ``{"gan", "vae", "ddpm"}`` -> a model of that kind (``None``: the shipped
+            16x16 digits models), all of one image size.
+        dataset: the real images' dataset (the models' own).
+        n_train: real training images (as many generated; ``None``: the train split).
+        drawn: a dict that keeps the samples drawn, by ``(kind, n, seed)``: pass the same
+            one to studies of the same models that differ only in ``image_size`` and each
+            sample is drawn once.
     """
-    if image_size not in (8, 16):
-        raise ValueError(f"image_size must be 8 or 16, got {image_size}")
+    models = {kind: kinds.get(kind).load() for kind in ("gan", "vae", "ddpm")} \
+        if models is None else dict(models)
+    if set(models) != {"gan", "vae", "ddpm"}:
+        raise ValueError(f"models must be gan, vae and ddpm, got {', '.join(sorted(models))}")
+    size = int(models["ddpm"].noise_shape[-1])
+    native = registry.info(dataset).native_size
+    view_size: int = image_size if image_size is not None else native or size
+    if not 4 <= view_size <= size:
+        raise ValueError(f"image_size must be in [4, {size}] (the models' size), got "
+                         f"{view_size}")
 
-    def view(images: Tensor) -> Tensor:                            # (N, 1, s, s)
-        return images if image_size == 16 else F.interpolate(images, size=8, mode="area")
+    def view(images: Tensor) -> Tensor:                            # (N, C, s, s)
+        if view_size == images.shape[-1]:
+            return images
+        if images.shape[-1] % view_size == 0:
+            return F.interpolate(images, size=view_size, mode="area")
+        return F.interpolate(images, size=view_size, mode="bilinear", antialias=True,
+                             align_corners=False)
 
-    real = view(load_images("digits", "train", image_size=16)[0])
-    real_test = view(load_images("digits", "test", image_size=16, max_items=n_test)[0])
+    cache = {} if drawn is None else drawn
+
+    def draw(kind: str, count: int, seed: int) -> Tensor:
+        if (kind, count, seed) not in cache:
+            cache[kind, count, seed] = draw_family(kind, count, seed, ddpm_steps, models[kind])
+        return cache[kind, count, seed]
+
+    real = view(load_images(dataset, "train", image_size=size, max_items=n_train)[0])
+    real_test = view(load_images(dataset, "test", image_size=size, max_items=n_test)[0])
     n, m = len(real), len(real_test)
     rows = []
     for seed in seeds:
         base = 10 * seed
-        fakes = {"gan": view(draw_family("gan", n // 2, base + 1)),
-                 "vae": view(draw_family("vae", n - n // 2, base + 2))}
-        seen = view(torch.cat([draw_family("gan", m // 2, base + 3),
-                               draw_family("vae", m - m // 2, base + 4)]))  # (m, 1, s, s)
-        unseen = view(draw_family("ddpm", m, base + 5, ddpm_steps))
+        fakes = {"gan": view(draw("gan", n // 2, base + 1)),
+                 "vae": view(draw("vae", n - n // 2, base + 2))}
+        seen = view(torch.cat([draw("gan", m // 2, base + 3),
+                               draw("vae", m - m // 2, base + 4)]))     # (m, C, s, s)
+        unseen = view(draw("ddpm", m, base + 5))
         config = DetectorConfig(steps=steps, batch_size=batch_size, seed=seed)
         with Timer() as timer:
             model, history = train_detector(real, fakes, config)
@@ -330,7 +364,7 @@ def detector_study(seeds: tuple[int, ...] = (0, 1, 2), *, steps: int = 300,
     summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]  # flat names
     settings = {"seeds": list(seeds), "steps": steps, "batch_size": batch_size,
                 "n_train_real": n, "n_test": m, "ddpm_steps": ddpm_steps,
-                "image_size": image_size}
+                "image_size": view_size, "dataset": dataset}
     return DetectorStudy(table, summary, settings)
 
 

@@ -203,7 +203,7 @@ def score(images: Tensor, key: SpreadSpectrumKey) -> Tensor:
 
 def robustness(marked: Tensor, clean: Tensor, key: SpreadSpectrumKey,
                attacks: dict[str, Attack] | None = None,
-               fpr: float = 1e-3) -> list[dict[str, Any]]:
+               fpr: float = 1e-3, threshold: float | None = None) -> list[dict[str, Any]]:
     """Detection after each attack at one threshold fixed on clean, unattacked images.
 
     A deployed detector does not know what an image went through, so the threshold is
@@ -214,6 +214,8 @@ def robustness(marked: Tensor, clean: Tensor, key: SpreadSpectrumKey,
     Args:
         marked: marked images ``(N, C, H, W)``. clean: unmarked images ``(M, C, H, W)``.
         attacks: name -> perturbation (default: the chapter's ``standard_attacks()``).
+        threshold: the detector's threshold, set elsewhere (``None``: at ``fpr`` on
+            ``clean``); then ``clean`` are held-out clean images it is tested on.
 
     Returns:
         One dict per attack: ``attack``, ``threshold``, ``threshold_attacked`` (what the
@@ -222,7 +224,8 @@ def robustness(marked: Tensor, clean: Tensor, key: SpreadSpectrumKey,
         marked images.
     """
     attacks = standard_attacks() if attacks is None else attacks
-    threshold = threshold_at_fpr(score(clean, key), fpr)
+    if threshold is None:
+        threshold = threshold_at_fpr(score(clean, key), fpr)
     rows = []
     for name, attack in attacks.items():
         positive, negative = score(attack(marked), key), score(attack(clean), key)

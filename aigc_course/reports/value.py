@@ -308,12 +308,14 @@ def standard_candidates(*, ddim_steps: Sequence[int] = (50, 10), solver_steps: S
                         = (10,), guidance: float | None = None, int8: Int8Path = "onnx",
                         gpt_profile: str = "smoke", tokens_per_sample: int = 64,
                         ddpm_n: int = 16, gpt_n: int = 16, retrieval: bool = True,
-                        seed: int = 0
-                        ) -> dict[str, Candidate]:
-    """The shipped models' samplers as :func:`measure_costs` candidates.
+                        seed: int = 0, models: Mapping[str, Any] | None = None,
+                        lm: Any = None) -> dict[str, Candidate]:
+    """The chapters' models' samplers as :func:`measure_costs` candidates.
 
-    GAN (03) fp32 and int8 (chapter 09's :func:`~aigc_course.compress.quantize.onnx_int8`,
-    ``pt2e_int8`` or ``dynamic_int8``: a few seconds to build), VAE (04), diffusion (05)
+    GAN (03) fp32, int8 (chapter 09's :func:`~aigc_course.compress.quantize.onnx_int8`,
+    ``pt2e_int8`` or ``dynamic_int8``: a few seconds to build) and with half its channels
+    (:func:`~aigc_course.compress.prune.prune_channels`, rebuilt smaller layers; its quality
+    after fine-tuning is chapter 09's table), VAE (04), diffusion (05)
     with DDIM and DPM-Solver++(2M) at chapter 05's guidance, the GPT of
     ``kinds.load_or_train("gpt", gpt_profile)`` per generated token, and BM25 over chapter
     06's support set per query. Every candidate draws fresh noise each call, as a server does.
@@ -326,6 +328,9 @@ def standard_candidates(*, ddim_steps: Sequence[int] = (50, 10), solver_steps: S
         ddpm_n, gpt_n: samples per round of each diffusion candidate and of the GPT
             (they are slow; the others take :func:`measure_costs`' ``n``).
         retrieval: add the BM25 candidate. seed: the noise generators' seed.
+        models: ``{"gan", "vae", "ddpm"}`` -> the models to price (``None``: the shipped
+            16x16 digits ones). lm: the GPT (``None``: ``load_or_train("gpt",
+            gpt_profile)``).
 
     Raises:
         ValueError: an unknown ``int8`` path (listing the valid ones).
@@ -340,7 +345,9 @@ def standard_candidates(*, ddim_steps: Sequence[int] = (50, 10), solver_steps: S
     def labels(b: int) -> torch.Tensor:
         return torch.arange(b) % 10
 
-    gan, vae, ddpm = (kinds.get(k).load() for k in ("gan", "vae", "ddpm"))
+    chosen = {k: kinds.get(k).load() for k in ("gan", "vae", "ddpm")} if models is None \
+        else dict(models)
+    gan, vae, ddpm = (chosen[k] for k in ("gan", "vae", "ddpm"))
     G = gan.generator.eval()
     if int8 == "onnx":
         with tempfile.TemporaryDirectory(prefix="aigc-11-") as work:
@@ -358,6 +365,13 @@ def standard_candidates(*, ddim_steps: Sequence[int] = (50, 10), solver_steps: S
     add(Candidate("GAN (03)", "fp32", lambda b: gan.sample(b, y=labels(b), generator=g)))
     add(Candidate("GAN (03)", f"int8 {int8}",
                   lambda b: G8(torch.randn(b, latent, generator=g), labels(b))))
+    from aigc_course.compress.prune import prune_channels, with_generator
+    from aigc_course.models.gan import DCGANGenerator
+
+    if isinstance(G, DCGANGenerator):                    # not the MLP GAN: no channels
+        small = with_generator(gan, prune_channels(G, 0.5)).eval()      # chapter 09's rebuild
+        add(Candidate("GAN (03)", "channels 50%",
+                      lambda b: small.sample(b, y=labels(b), generator=g)))
     add(Candidate("VAE (04)", "fp32", lambda b: vae.sample(b, generator=g)))
     w = resolve("cpu", cls=DiffusionProfile).guidance if guidance is None else guidance
     def diffusion(steps: int, sampler: str) -> Callable[[int], object]:
@@ -368,7 +382,7 @@ def standard_candidates(*, ddim_steps: Sequence[int] = (50, 10), solver_steps: S
                                      ("dpm++2m", "DPM-Solver++(2M)", solver_steps)):
         for s in all_steps:
             add(Candidate("diffusion (05)", f"{name} {s}", diffusion(s, sampler), n=ddpm_n))
-    lm = kinds.load_or_train("gpt", gpt_profile).model
+    lm = kinds.load_or_train("gpt", gpt_profile).model if lm is None else lm
     add(Candidate("GPT (06)", f"{gpt_profile}, {tokens_per_sample} tokens",
                   lambda b: lm.sample(b, generator=g, max_new_tokens=tokens_per_sample),
                   unit="token", units_per_item=tokens_per_sample, n=gpt_n))
