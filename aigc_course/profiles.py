@@ -624,6 +624,8 @@ class DeployProfile(Profile):
             (the first 1,000, or all if fewer, are the feature reference).
         healthy_windows: fresh healthy windows shown (and counted) after calibration.
         degraded_sparsity: magnitude-pruning sparsity of the degraded checkpoint.
+        worker_requests: requests of the two-worker demonstration (0: skip it; the dry
+            run does, since it serves the same code as smoke's and takes about 12 s).
     """
 
     model_profile: str = "cpu"
@@ -642,6 +644,7 @@ class DeployProfile(Profile):
     drift_reference: int = 10_000
     healthy_windows: int = 20
     degraded_sparsity: float = 0.8
+    worker_requests: int = 40
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"export_rounds": 3, "load_requests": 100, "load_rounds": 1,
                   "time_cap_s": 10.0, "ddpm_requests": 0, "memory_requests": 200,
@@ -657,7 +660,8 @@ class DeployProfile(Profile):
                                          "load_rounds": 1, "time_cap_s": 10.0,
                                          "ddpm_requests": 0, "memory_requests": 20,
                                          "drift_window": 64, "drift_windows": 10,
-                                         "drift_reference": 256, "healthy_windows": 1}
+                                         "drift_reference": 256, "healthy_windows": 1,
+                                         "worker_requests": 0}
 
 
 @dataclass(frozen=True)
@@ -786,6 +790,8 @@ class ResponsibleProfile(Profile):
         cost_batches: the batch sizes of the cost table.
         detector_train: real training images of the detector, as many generated (``None``:
             the whole train split).
+        detector_views: the sizes it is trained at: ``"native"`` (the dataset's own) and
+            ``"model"`` (the models' output size, where a shortcut hides).
     """
 
     model_profile: str = "cpu"
@@ -812,10 +818,11 @@ class ResponsibleProfile(Profile):
     cost_ddim_steps: tuple[int, ...] = (10, 50)
     cost_batches: tuple[int, ...] = (1, 16)
     detector_train: int | None = None
+    detector_views: tuple[str, ...] = ("native", "model")
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"gpt_profile": "smoke", "clean_images": 2_000, "marked_images": 200,
                   "ring_calibration": 199, "ring_clean": 300, "ring_marked": 32,
-                  "text_prompts": 8, "cost_ddim_steps": (10,),
+                  "text_prompts": 8, "cost_ddim_steps": (10,), "cost_batches": (16,),
                   "text_lengths": (16, 64, 128), "detector_steps": 60,
                   "detector_images": 300, "detector_seeds": 1, "audit_samples": 300,
                   "card_samples": 200, "cost_samples": 16, "cost_rounds": 3,
@@ -832,10 +839,11 @@ class ResponsibleProfile(Profile):
     DRY_RUN: ClassVar[dict[str, Any]] = {"clean_images": 2_000, "marked_images": 64,
                                          "ring_calibration": 40, "ring_clean": 40,
                                          "ring_marked": 16, "ring_steps": 2,
-                                         "ring_attacks": 2, "text_prompts": 4,
-                                         "text_lengths": 2, "detector_steps": 20,
+                                         "ring_attacks": 2, "text_prompts": 2,
+                                         "text_lengths": 1, "detector_steps": 20,
                                          "detector_images": 100, "detector_seeds": 1,
                                          "audit_samples": 64, "card_samples": 50,
                                          "sample_steps": 1, "cost_samples": 8,
                                          "cost_rounds": 3, "cost_ddim_steps": (1,),
-                                         "cost_batches": 1, "detector_train": 256}
+                                         "cost_batches": 1, "detector_train": 256,
+                                         "detector_views": 1}
