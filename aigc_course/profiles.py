@@ -792,6 +792,7 @@ class ResponsibleProfile(Profile):
             the whole train split).
         detector_views: the sizes it is trained at: ``"native"`` (the dataset's own) and
             ``"model"`` (the models' output size, where a shortcut hides).
+        cost_tokens: tokens per GPT sample of the cost table.
     """
 
     model_profile: str = "cpu"
@@ -819,6 +820,7 @@ class ResponsibleProfile(Profile):
     cost_batches: tuple[int, ...] = (1, 16)
     detector_train: int | None = None
     detector_views: tuple[str, ...] = ("native", "model")
+    cost_tokens: int = 64
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"gpt_profile": "smoke", "clean_images": 2_000, "marked_images": 200,
                   "ring_calibration": 199, "ring_clean": 300, "ring_marked": 32,
@@ -846,4 +848,4 @@ class ResponsibleProfile(Profile):
                                          "sample_steps": 1, "cost_samples": 8,
                                          "cost_rounds": 3, "cost_ddim_steps": (1,),
                                          "cost_batches": 1, "detector_train": 256,
-                                         "detector_views": 1}
+                                         "detector_views": 1, "cost_tokens": 8}
