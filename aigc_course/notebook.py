@@ -3,6 +3,11 @@
 * :func:`record` -- a notebook states a key result (a metric, a wall time) by name;
   when ``$AIGC_RECORD_FILE`` is set (the notebook tests set it) the value is also
   written to that JSON file, so tests assert on real results of a real run.
+* :func:`prose` -- a sentence whose numbers are recorded results: ``{name:.2f}`` fields
+  are filled from what :func:`record` holds, so the number a student reads (in Jupyter or
+  in the built book, on any profile) is the one this run measured. Markdown cells hold no
+  result numbers; :func:`hand_typed_results` finds any that do (the notebook tests run it
+  on every chapter and report the recorded values a typed number contradicts).
 * :func:`show_source` -- a solution cell shows the package's solution code.
 * ``python -m aigc_course.notebook strip NB...`` -- remove outputs, except cells
   marked ``# NBVAL_CHECK_OUTPUT`` (``make strip``).
@@ -29,7 +34,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+import string
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +71,133 @@ def record(name: str, value: Any) -> None:
         data = json.loads(file.read_text()) if file.exists() and file.stat().st_size else {}
         data[name] = RESULTS[name]
         file.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+_FIELD = re.compile(r"(\w+)((?:\[[^\]]*\])*)")
+
+
+class _Recorded(string.Formatter):
+    """``str.format`` over :data:`RESULTS`: ``{a[b][0]}`` indexes a recorded dict by the
+    *string* ``b`` (recorded keys are strings) and a list by the integer 0."""
+
+    def get_field(self, field_name: str, args: Sequence[Any],
+                  kwargs: Mapping[str, Any]) -> tuple[Any, str]:
+        match = _FIELD.fullmatch(field_name)
+        if match is None:
+            raise ValueError(f"prose() fields are name[key][...], not {field_name!r}")
+        first, rest = match.group(1), re.findall(r"\[([^\]]*)\]", match.group(2))
+        if first not in RESULTS:
+            known = ", ".join(sorted(RESULTS)) or "nothing yet"
+            raise KeyError(f"prose() names {first!r}, which is not recorded; record() it "
+                           f"first (recorded: {known})")
+        value, path = RESULTS[first], str(first)
+        for key in rest:
+            try:
+                value = value[str(key)] if isinstance(value, dict) else value[int(key)]
+            except (KeyError, IndexError, ValueError, TypeError):
+                keys = list(value) if isinstance(value, dict) else f"{len(value)} items"
+                raise KeyError(f"prose(): {path} has no [{key}] (it has {keys})") from None
+            path += f"[{key}]"
+        return value, first
+
+
+def prose(template: str) -> Any:
+    """Markdown of ``template`` with its ``{name:format}`` fields filled from the recorded
+    results (:func:`record`), the course's one way to put a measured number into prose.
+
+    ``prose("Real test digits score FID {fid_real:.2f}.")`` after
+    ``record("fid_real", 1.234)`` displays *Real test digits score FID 1.23.* Fields index
+    recorded dicts and lists: ``{sweep[10][fid]:.1f}``. A name that is not recorded is a
+    ``KeyError`` that lists the recorded names. Tag the cell ``remove-input`` so the built
+    book shows only the sentence.
+    """
+    from IPython.display import Markdown
+
+    return Markdown(_Recorded().format(template))
+
+
+#: Words that mark a number in prose as a measured result: the course's metrics and units.
+RESULT_WORDS = frozenset("""
+    fid kid recall precision coverage accuracy recognisability recognisable nats bits bpc
+    psnr ssim auc kl elbo loss perplexity speedup speed-up ratio gap error floor spread
+    throughput latency detection mse correlation entropy seconds faster slower score scores
+    scored""".split())
+_MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|\\begin\{(\w+\*?)\}.*?\\end\{\1\}", re.S)
+_CODE = re.compile(r"^```[^\n]*\n.*?^```", re.M | re.S)
+_HIDDEN = re.compile(r"^(```|:::|:\w+:)[^\n]*$|`[^`\n]*`|<!--.*?-->|\]\([^)]*\)|https?://\S+",
+                     re.M | re.S)
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z-]*|\d[\d,]*\d(?:\.\d+)?(?:\s?%)?|\d(?:\.\d+)?(?:\s?%)?")
+_MEASURED = re.compile(r"\d[\d,]*\.\d+|\d[\d,]*\s?%")     # 1.65, 0.5, 97%: not 16, 2,000
+
+
+def _words(name: str) -> set[str]:
+    return {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
+
+
+def _flat(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flat(item, f"{prefix}[{key}]")
+    elif isinstance(value, list) and len(value) <= 8:
+        for i, item in enumerate(value):
+            yield from _flat(item, f"{prefix}[{i}]")
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield prefix, value
+
+
+def _prose_text(source: str) -> str:
+    """A markdown cell's running text: no code (fenced or inline), math, directive fences
+    and options, comments, link targets or URLs."""
+    code_fences = [m for m in _CODE.finditer(source) if not m.group().startswith("```{")]
+    for match in reversed(code_fences):
+        source = source[:match.start()] + " " + source[match.end():]
+    return _HIDDEN.sub(" ", _MATH.sub(" ", source))
+
+
+def hand_typed_results(nb: nbformat.NotebookNode,
+                       results: Mapping[str, Any] | None = None,
+                       window: int = 6) -> list[str]:
+    """Measured numbers typed into markdown cells, which a run's records may contradict.
+
+    A decimal or a percentage (``1.65``, ``0.54``, ``97%``) in a markdown cell's running text
+    within ``window`` words after, or two words before, a word that names a measurement
+    (:data:`RESULT_WORDS`: FID, recall, accuracy, nats, ...) in the same sentence is
+    reported: a measured number belongs in :func:`prose`, filled from the recorded results,
+    or it contradicts them on another profile or run. Code, math (equations hold constants),
+    directive options, comments and links are skipped; integers are not reported (they
+    count inputs: 1,000 samples, 16x16, T = 1000). With ``results`` (a run's recorded
+    results) each report lists the recorded values whose names share the word, the values
+    the typed number claims to be. A number that is an input or a bar, not a result (a
+    test's tolerance, a chosen quantile), is declared in the cell's metadata,
+    ``{"aigc": {"typed": ["0.02"]}}``, and is then not reported.
+
+    Returns:
+        One line per finding: the cell index, the typed number in its context, and the
+        recorded values it contradicts.
+    """
+    flat = [(path, v) for name, value in (results or {}).items() for path, v in _flat(value, name)]
+    findings = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        text = _prose_text(cell.source)
+        declared = set(cell.get("metadata", {}).get("aigc", {}).get("typed", []))
+        for sentence in re.split(r"(?<=[.!?;:])\s+(?=[A-Z(*])|\n\s*\n", text):
+            tokens = _TOKEN.findall(sentence)
+            for i, token in enumerate(tokens):
+                if not _MEASURED.fullmatch(token) or token in declared:
+                    continue
+                near = tokens[max(0, i - window):i] + tokens[i + 1:i + 3]
+                hits = sorted({w.lower() for w in near} & RESULT_WORDS)
+                if not hits:
+                    continue
+                claims = [f"{path} = {v:.4g}" for path, v in flat if set(hits) & _words(path)]
+                context = " ".join(tokens[max(0, i - window):i + 3])
+                recorded = f"; this run recorded {', '.join(claims[:4])}" if claims else ""
+                findings.append(f"cell {index}: {token!r} typed by hand after "
+                                f"{'/'.join(hits)} ({context!r}){recorded}: record() it "
+                                f"and write the sentence with prose()")
+    return findings
 
 
 def show_source(obj: Any) -> Any:

@@ -213,6 +213,10 @@ WIDGET_NOTEBOOK = {
         {"cell_type": "markdown", "metadata": {}, "source": "# Offline\n\nA slider, $x^2$."},
         {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
          "source": "import ipywidgets\n\nipywidgets.IntSlider(value=3, description='w')"},
+        {"cell_type": "code", "execution_count": None, "metadata": {"tags": ["remove-input"]},
+         "outputs": [], "source": "from aigc_course.notebook import prose, record\n\n"
+                                  "record('fid', {'gan': 4.1234})\n"
+                                  "prose('The GAN scores **FID {fid[gan]:.2f}**, $y^2$.')"},
     ],
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
                                 "name": "python3"}},
@@ -221,11 +225,13 @@ WIDGET_NOTEBOOK = {
 
 
 @pytest.mark.slow
-def test_widgets_render_offline(tmp_path: Path, chromium: object,
-                                wait_for: Callable[..., object]) -> None:
-    """The book's widget settings (``nb_ipywidgets_js``, the vendored bundle) on an executed
-    page with a slider: the slider renders with the network cut. (The chapter build runs
-    with execution off, so its pages carry no widget state.)"""
+def test_executed_page_renders_offline(tmp_path: Path, chromium: object,
+                                       wait_for: Callable[..., object]) -> None:
+    """The book's widget settings (``nb_ipywidgets_js``, the vendored bundle) and its
+    rendering of displayed Markdown on an executed page: the slider renders with the
+    network cut, and a :func:`~aigc_course.notebook.prose` sentence reads as prose, its
+    recorded number filled in, its bold and math rendered (MyST), its code hidden. (The
+    chapter build runs with execution off, so its pages carry no outputs.)"""
     book = json.loads(json.dumps(yaml.safe_load((ROOT / "_config.yml").read_text())))
     sphinx = book["sphinx"]
     static = [str(ROOT / p) for p in sphinx["config"]["html_static_path"]]
@@ -237,7 +243,9 @@ def test_widgets_render_offline(tmp_path: Path, chromium: object,
                                     "html_extra_path": [str(ROOT / p) for p in
                                                         sphinx["config"]["html_extra_path"]],
                                     "html_favicon": str(ROOT / sphinx["config"]["html_favicon"]),
-                                    "nb_ipywidgets_js": sphinx["config"]["nb_ipywidgets_js"]}}}
+                                    "nb_ipywidgets_js": sphinx["config"]["nb_ipywidgets_js"],
+                                    "nb_render_markdown_format":
+                                        sphinx["config"]["nb_render_markdown_format"]}}}
     source = tmp_path / "src"
     source.mkdir()
     (source / "page.ipynb").write_text(json.dumps(WIDGET_NOTEBOOK), encoding="utf-8")
@@ -253,6 +261,13 @@ def test_widgets_render_offline(tmp_path: Path, chromium: object,
             "const r = document.querySelector('.widget-slider .widget-readout');"
             "return r && r.textContent"), timeout=30)           # rendered by the manager
         assert str(readout).strip() == "3"
+        sentence = chromium.execute_script(                               # type: ignore
+            "const s = [...document.querySelectorAll('.cell_output p')]"
+            ".find(p => p.textContent.includes('GAN scores'));"
+            "return s && [s.querySelector('strong').textContent,"
+            " s.querySelectorAll('mjx-container').length, document.body.innerText]")
+        assert sentence and sentence[0] == "FID 4.12" and sentence[1] == 1, sentence
+        assert "prose(" not in sentence[2], "the prose cell's code is shown"
         severe = _severe(chromium)
         assert not severe, severe
 

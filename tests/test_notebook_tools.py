@@ -115,3 +115,60 @@ def test_checked_outputs_compare_text_but_not_times_or_addresses() -> None:
     assert notebook.compare_checked_outputs(committed, failed)
     other = new_notebook(cells=[new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(other)")])
     assert "not run" in notebook.compare_checked_outputs(committed, other)[0]
+
+
+# --- numbers in prose ------------------------------------------------------------------
+
+def test_prose_fills_fields_from_the_recorded_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notebook, "RESULTS", {})
+    record("fid", {"gan": 4.1234, "10": [3, 5.25]})
+    record("steps", 25)
+    text = notebook.prose("GAN {fid[gan]:.2f}, S = 10: {fid[10][1]:.1f} after {steps} steps").data
+    assert text == "GAN 4.12, S = 10: 5.2 after 25 steps"
+    with pytest.raises(KeyError, match=r"'kid', which is not recorded.*recorded: fid, steps"):
+        notebook.prose("{kid:.2f}")
+    with pytest.raises(KeyError, match=r"fid has no \[vae\] \(it has \['gan', '10'\]\)"):
+        notebook.prose("{fid[vae]}")
+    with pytest.raises(KeyError, match=r"fid\[10\] has no \[7\]"):
+        notebook.prose("{fid[10][7]}")
+
+
+def _markdown(*sources: str, typed: list[str] | None = None) -> nbformat.NotebookNode:
+    cells = [new_markdown_cell(s) for s in sources]
+    if typed is not None:
+        cells[-1].metadata["aigc"] = {"typed": typed}
+    return new_notebook(cells=cells)
+
+
+def test_a_typed_result_that_a_recorded_value_contradicts_is_reported() -> None:
+    nb = _markdown("# Title", "The memoriser's judge FID is about 4.1, near the real floor.")
+    found = notebook.hand_typed_results(nb, {"fid": {"memoriser": 3.7, "real": 1.65},
+                                             "steps": 200})
+    assert len(found) == 1, found
+    assert found[0].startswith("cell 1: '4.1' typed by hand after fid")
+    assert "fid[memoriser] = 3.7" in found[0] and "fid[real] = 1.65" in found[0]
+    assert "steps" not in found[0]                       # not a value the number claims
+    # percentages, the word after the number, and numbers of a sentence in a list item
+    assert len(notebook.hand_typed_results(_markdown("Label accuracy climbs to 100%."))) == 1
+    assert len(notebook.hand_typed_results(_markdown("* it reaches 0.93 recall here"))) == 1
+
+
+def test_inputs_code_math_and_declared_numbers_are_not_results() -> None:
+    quiet = _markdown(
+        "Adam with learning rate 0.0002 and $\\beta_1 = 0.5$; 1,000 samples at 16x16.",
+        "The call `judge_fid(x, y) = 4.1` and $$\\text{FID} = 1.65$$ (eq-08-fid)",
+        "```python\nfid = 4.1  # a code block\n```",
+        "The FID of chapter 08 over 2,000 samples, seed 0.",
+        "<!-- FID 4.1 --> see [the FID paper](https://example.org/fid-4.1).",
+    )
+    assert notebook.hand_typed_results(quiet, {"fid": 4.1}) == []
+    bar = _markdown("The test holds the gap under 0.02 nats.", typed=["0.02"])
+    assert notebook.hand_typed_results(bar) == []
+    assert len(notebook.hand_typed_results(_markdown("The gap is under 0.02 nats."))) == 1
+
+
+def test_directive_text_is_read_and_its_options_are_not() -> None:
+    exercise = _markdown("```{exercise} A bar\n:label: ex-1.5\n\nShow that recall "
+                         "reaches 0.93 here.\n```")
+    (found,) = notebook.hand_typed_results(exercise)
+    assert "'0.93' typed by hand after recall" in found

@@ -24,7 +24,13 @@ import nbformat
 import pytest
 
 from aigc_course.kinds import MODEL_DIR_ENV
-from aigc_course.notebook import CHECK_MARKER, RECORD_ENV, compare_checked_outputs, execute
+from aigc_course.notebook import (
+    CHECK_MARKER,
+    RECORD_ENV,
+    compare_checked_outputs,
+    execute,
+    hand_typed_results,
+)
 from aigc_course.profiles import DRY_RUN_DATASETS, DRY_RUN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +79,12 @@ def test_committed_notebook_conventions(path: Path) -> None:
         # Thin notebooks: library code lives in the package, not in notebook cells.
         assert "\ndef " not in f"\n{cell.source}" and "\nclass " not in f"\n{cell.source}", (
             f"function or class defined in a notebook cell: {cell.source[:60]}")
+    # Numbers in prose come from the recorded results (prose()), never typed by hand.
+    typed = hand_typed_results(nb)
+    assert not typed, "measured numbers typed into markdown:\n" + "\n".join(typed)
+    for index, cell in enumerate(cells):
+        for number in cell.get("metadata", {}).get("aigc", {}).get("typed", []):
+            assert number in cell.source, f"cell {index} declares {number!r}, not in its text"
 
 
 @pytest.fixture(scope="module")
@@ -555,6 +567,8 @@ def test_notebook_runs_on_smoke_profile(path: Path, tmp_path: Path, model_dir: P
     assert figures >= 3, "figures must render as images (PNG), not as their text repr"
     differences = compare_checked_outputs(nbformat.read(path, as_version=4), executed)
     assert not differences, "marked outputs changed (make outputs):\n" + "\n".join(differences)
+    typed = hand_typed_results(executed, results)  # with what this run recorded
+    assert not typed, "measured numbers typed into markdown:\n" + "\n".join(typed)
     assert path.stem in CHECKS, f"add result checks for {path.name} to CHECKS"
     CHECKS[path.stem](results)
     assert seconds < SMOKE_BUDGET_S
