@@ -37,8 +37,14 @@ def test_magnitude_pruning_keeps_the_file_size(tmp_path: Path,
     record = _compress(capsys, str(GAN_SHIPPED), "--method", "magnitude", "--sparsity", "0.5",
                        "--out", str(out))
     assert record["method"] == "magnitude" and record["options"] == {"sparsity": 0.5}
-    # the same tensors, half of them zeros: within the metadata's few hundred bytes
-    assert abs(record["bytes"] - record["source_bytes"]) < 2000
+    # the same tensors, half of them zeros: no smaller than the source without its training
+    # curves (the pruned model is not that run's), within 1% (measured +0.5%, the record)
+    source = read_checkpoint(GAN_SHIPPED)
+    del source["metadata"]["history"]
+    torch.save(source, tmp_path / "dense.pt")
+    dense = (tmp_path / "dense.pt").stat().st_size
+    assert abs(record["bytes"] - dense) < 0.01 * dense
+    assert "history" not in read_checkpoint(out)["metadata"]
     _, model = kinds.load_model(out)
     weights = torch.cat([p.flatten() for n, p in model.generator.named_parameters()
                          if n.endswith("weight") and p.ndim > 1])
@@ -133,8 +139,9 @@ def test_bad_files_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_shipped_student_is_within_ten_percent_of_its_teacher() -> None:
-    """The recipe in checkpoints/README.md; measured FID ratios 1.052, 1.058, 1.053 on
-    latent seeds 0-2 (teacher 5.45, 6.02, 4.80 on 1,000 samples)."""
+    """The recipe in checkpoints/README.md; measured FID ratios 0.982, 0.995, 0.963 on
+    latent seeds 0-2 (teacher 5.34, 5.68, 5.39 on 1,000 samples); the student of the
+    teacher shipped before December 2026 measured 1.052, 1.058, 1.053."""
     from aigc_course.compress.measure import fixed_latents, generator_quality
     from aigc_course.compress.methods import SHIPPED_STUDENT
 

@@ -70,6 +70,16 @@ def test_load_or_train_uses_the_shipped_model_only_when_the_profile_allows(name:
     shipped = kinds.load_or_train(name, "cpu", progress=False)
     assert shipped.source == "shipped"
     assert shipped.metrics["dataset"] == "digits" and shipped.metrics["image_size"] == 16
+    # the shipped file carries the curves of the run that made it: one value per step of
+    # every tracked quantity, finite, ending at the recorded final loss (the VAE records
+    # its last step's, the DDPM the mean of its last 100)
+    history, steps = shipped.history, shipped.metrics["steps"]
+    assert history and all(len(v) == steps and np.isfinite(v).all() for v in history.values())
+    if "final_loss" in shipped.metrics:
+        loss = history["loss"]
+        assert shipped.metrics["final_loss"] in (pytest.approx(loss[-1]),
+                                                 pytest.approx(np.mean(loss[-100:])))
+    assert "history" not in shipped.metrics
     reference = kind.load()
     assert all(torch.equal(p, q) for p, q in zip(
         _parameters(shipped.model), _parameters(reference), strict=True))

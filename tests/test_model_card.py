@@ -86,7 +86,13 @@ def test_diffusion_and_vae_cards(tmp_path: Path) -> None:
     vae = make_model_card(kinds.get("vae").shipped, n=100)
     names = [m.name for m in vae.metrics]
     assert "label accuracy" not in names and "psnr (recorded)" in names
-    assert "the kind's shipped recipe" in " ".join(vae.notes)      # vae records no profile
+    assert "--profile cpu --steps 4000 --seed 0" in vae.reproduce and not vae.notes
+    bare = read_checkpoint(kinds.get("vae").shipped)              # a file without its profile
+    del bare["metadata"]["profile"]
+    torch.save(bare, tmp_path / "vae.pt")
+    unknown = make_model_card(tmp_path / "vae.pt", n=50)
+    assert "--profile" not in unknown.reproduce
+    assert unknown.notes == ["The checkpoint records no profile: the command uses the default one."]
     _check_text(vae.to_markdown())
     with pytest.raises(ValueError, match="no metric 'fid'; the card has: judge FID"):
         vae.value("fid")

@@ -177,7 +177,9 @@ def test_distillation_lowers_the_loss(shipped: DCGAN) -> None:
     losses = distill_generator(student, teacher, steps=40, batch=32, lr=1e-3, seed=0,
                                progress=False)
     assert len(losses) == 40 and all(math.isfinite(v) for v in losses)
-    assert sum(losses[-5:]) < 0.7 * sum(losses[:5])
+    # measured ratio 0.70-0.72 over seeds 0-3 with the teacher shipped since December 2026
+    # (0.48-0.49 with the earlier one); a loop that does not learn stays near 1
+    assert sum(losses[-5:]) < 0.85 * sum(losses[:5])
     assert not student.training and not teacher.training
     assert all(torch.equal(v, state[k]) for k, v in teacher.state_dict().items())
     again = distill_generator(recalibrate_batch_norm(prune_channels(teacher, 0.25), batches=5),

@@ -265,15 +265,19 @@ def test_shipped_checkpoint_is_small_and_good() -> None:
     0.976 / 0.977 / 0.968; class coverage 1.000 / 1.000 / 1.000; precision 0.86 / 0.85 /
     0.81; recall 0.59 / 0.56 / 0.51 (aigc_course/checkpoints/README.md). Bars: twice the
     worst FID, twice the worst deficit (1 - value) of the others, half the worst recall.
+    The file shipped since December 2026 (seed 0 again, another CPU: a new draw) scores
+    FID 5.3 / 5.7, label accuracy 0.992 / 0.995, recognisability 0.985 / 0.980, precision
+    0.90 / 0.89 and recall 0.46 / 0.43 on latent seeds 0 / 1: inside every bar, recall
+    with 1.7x margin.
     Recall guards against a generator that ignores $z$ (one prototype per class: recall
     0.00 with every other number perfect, as the projection-discriminator recipe did).
     """
-    assert SHIPPED.stat().st_size < 1_000_000                 # 544 KB
+    assert SHIPPED.stat().st_size < 1_000_000                 # 581 KB with its curves
     model = load_gan()
     assert isinstance(model, DCGAN) and model.conditional and model.config.image_size == 16
     scores = model_report(model, 1000, dataset="digits", seed=1, kid_subsets=10)
-    assert scores["fid"] < 12                                   # 5.5-6.0
-    assert scores["label_accuracy"] > 0.95                      # 0.979-0.990
-    assert scores["recognisability"] > 0.93                     # 0.968-0.977
+    assert scores["fid"] < 12                                   # 5.3-6.0
+    assert scores["label_accuracy"] > 0.95                      # 0.979-0.995
+    assert scores["recognisability"] > 0.93                     # 0.968-0.985
     assert scores["coverage"] > 0.99                            # 1.000
-    assert scores["precision"] > 0.6 and scores["recall"] > 0.25   # 0.81-0.86, 0.51-0.59
+    assert scores["precision"] > 0.6 and scores["recall"] > 0.25   # 0.81-0.90, 0.43-0.59

@@ -265,10 +265,6 @@ def _reproduce(kind: kinds.ModelKind, path: Path, metadata: dict[str, Any],
     train = metadata.get("train", {}) or {}
     notes = []
     profile = metadata.get("profile")
-    if profile is None and kind.shipped is not None and path.resolve() == kind.shipped.resolve():
-        profile = kind.recipe.get("profile")
-        notes.append(f"The checkpoint does not record its profile; `--profile {profile}` is "
-                     f"the kind's shipped recipe.")
     parts = ["aigc-course", "train", kind.name]
     dataset = metadata.get("dataset")
     parts += [f"--dataset {dataset}"] if dataset is not None else []
