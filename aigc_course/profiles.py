@@ -295,6 +295,11 @@ class GANProfile(Profile):
         study_every: measure coverage every this many steps.
         ring_setups: the set-ups of :func:`ring_variants` the notebook runs.
         digits_setups: the set-ups of :func:`digits_variants` the notebook runs.
+        cifar_steps: training steps of the conditional DCGAN on CIFAR-10 (section 10;
+            0 skips it: the ``gpu`` profile only, see :meth:`cifar_profile`).
+        cifar_batch_size, cifar_width, cifar_latent_dim: its minibatch size, width and
+            dimension of $z$.
+        cifar_label: the class its sample grid and class FID show (3: CIFAR-10's cat).
     """
 
     latent_dim: int = 32
@@ -309,6 +314,11 @@ class GANProfile(Profile):
     ring_setups: tuple[str, ...] = ("naive", "spectral norm + TTUR", "WGAN-GP")
     digits_setups: tuple[str, ...] = ("naive", "minibatch std", "spectral norm",
                                       "DCGAN optimiser", "TTUR", "conditional")
+    cifar_steps: int = 0
+    cifar_batch_size: int = 128
+    cifar_width: int = 32
+    cifar_latent_dim: int = 100
+    cifar_label: int = 3
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"train_steps": 30, "use_shipped": False, "toy_steps": 40,
                   "study_steps": 20, "study_seeds": (0,), "study_every": 10},
@@ -318,12 +328,28 @@ class GANProfile(Profile):
                 "study_steps": 1000, "study_seeds": (0, 1), "study_every": 250,
                 "ring_setups": ("naive", "spectral norm + TTUR"),
                 "digits_setups": ("naive", "DCGAN optimiser", "spectral norm")},
+        # CIFAR-10 at width 32: 45 GFLOP per step of batch 128 (torch's FlopCounterMode),
+        # so 20,000 steps are about 1 PFLOP, minutes on a T4-class GPU
         "gpu": {"train_steps": 20000, "use_shipped": False, "width": 32,
-                "study_steps": 5000, "study_size": 16, "study_every": 500},
+                "study_steps": 5000, "study_size": 16, "study_every": 500,
+                "cifar_steps": 20000},
     }
-    # every set-up still runs (each is a code path), a few steps on one seed
+    # every set-up still runs (each is a code path), a few steps on one seed; CIFAR-10's
+    # stand-in (shapes) has 3 classes, so its class shown is 2 at most
     DRY_RUN: ClassVar[dict[str, Any]] = {"toy_steps": 40, "study_steps": 5, "study_seeds": 1,
-                                         "study_every": 5}
+                                         "study_every": 5, "cifar_steps": 10,
+                                         "cifar_batch_size": 32, "cifar_label": 2}
+
+    def cifar_profile(self) -> GANProfile:
+        """The profile of section 10's model: the shipped recipe's conditional DCGAN on
+        CIFAR-10 at 32x32 RGB with the ``cifar_*`` knobs (a dry run: its offline stand-in,
+        :data:`DRY_RUN_DATASETS`), on this profile's device; what
+        ``kinds.load_or_train("gan", ...)`` trains (and caches)."""
+        dataset = DRY_RUN_DATASETS["cifar10"] if self.dry_run else "cifar10"
+        return self.replace(dataset=dataset, image_size=32, max_train=None,
+                            train_steps=self.cifar_steps, batch_size=self.cifar_batch_size,
+                            width=self.cifar_width, latent_dim=self.cifar_latent_dim,
+                            use_shipped=False)
 
 
 @dataclass(frozen=True)

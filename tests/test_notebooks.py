@@ -217,6 +217,12 @@ def _check_03(r: dict) -> None:
     assert {"naive", "minibatch std", "spectral norm", "conditional"} <= set(r["digits_study"])
     assert all(0 <= v[0] <= 1 for v in r["digits_study"].values())
     assert {"fid", "recognisability", "coverage", "label_accuracy"} <= set(r["conditional_judge"])
+    late = r["digits_late_coverage"]                     # what the prose under the study quotes
+    assert set(late) == set(r["digits_study"]) and all(0 <= v <= 1 for v in late.values())
+    # The judge FID's floor and ceiling at the samples' size (8x8, 200 images; measured 4.3, 940).
+    floor = r["fid_floor_ceiling"]
+    assert floor["n_test"] == 200 and floor["real_test"] < 10 and floor["noise"] > 500
+    assert "cifar" not in r and "cifar_seconds" not in r  # section 10 runs on the gpu profile only
     assert r["ring_seconds"] + r["digits_seconds"] < 40   # measured 1.7 + 6.1 s
 
 
