@@ -7,15 +7,36 @@ $$x_s = \\sqrt{\\bar\\alpha_s}\\,\\hat x_0 + \\sqrt{1 - \\bar\\alpha_s - \\sigma
 \\sigma_t = \\eta \\sqrt{\\frac{1 - \\bar\\alpha_s}{1 - \\bar\\alpha_t}}
 \\sqrt{1 - \\frac{\\bar\\alpha_t}{\\bar\\alpha_s}}\\quad\\text{(eq. 16)}.$$
 $\\eta = 0$ is deterministic (DDIM); $\\eta = 1$ with every step is DDPM's ancestral
-sampler with $\\sigma_t^2 = \\tilde\\beta_t$. The $S$ steps are evenly spaced,
-$t_k = k\\lfloor T/S \\rfloor$ ("leading" spacing, as diffusers' ``DDIMScheduler``), and
-the last step goes to $\\bar\\alpha = 1$.
+sampler with $\\sigma_t^2 = \\tilde\\beta_t$. The $S$ steps are evenly spaced, and
+the last step goes to $\\bar\\alpha = 1$ (the data). Two spacings (Lin et al. 2024,
+"Common diffusion noise schedules and sample steps are flawed", table 2):
+
+* ``"leading"`` (the default, diffusers' ``DDIMScheduler`` default and Song et al.'s
+  code): $t_k = k\\lfloor T/S \\rfloor$, $k = S-1, \\dots, 0$. It never visits the noisiest
+  steps: with $T = 1000$, $S = 10$ the first step is the 0-based index 900 (the paper's
+  $t = 901$), where the cosine schedule still keeps $\\sqrt{\\bar\\alpha} \\approx 0.15$ of
+  the signal, yet the sampler starts it from pure noise.
+* ``"trailing"``: $t_k = \\mathrm{round}(T - kT/S) - 1$, $k = 0, \\dots, S-1$ (so the first
+  step is $T - 1$, where $x_T$ is pure noise, and the last is about $T/S - 1$). Rounded
+  exactly (half to even), as diffusers' ``timestep_spacing="trailing"`` wherever its float
+  ``arange`` is exact (every $S < 48$ at $T = 1000$; for a few larger $S$ its rounding
+  error moves a step by one or adds a step).
+
+Measured on chapter 05's fast 8x8 conditional MLP (``cpu`` profile, 1,500 training steps),
+judge FID of 1,000 samples from the same starting noise at $S = 10$, seeds 0 / 1 / 2:
+guided ($w = 2$) leading 5.57 / 6.61 / 5.77, trailing 4.48 / 5.92 / 4.36; unguided leading
+66.6 / 59.4 / 57.4, trailing 72.4 / 62.9 / 59.9. Trailing spacing helps the guided model
+and hurts the unguided one, so neither is the better default; the default stays
+``"leading"`` (diffusers' default too).
 
 Optional clipping of $\\hat x_0$ to $[-1, 1]$ (images), with $\\epsilon$ re-derived from
 the clipped $\\hat x_0$, as diffusers and GLIDE do.
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -24,14 +45,28 @@ from tqdm.auto import tqdm
 from aigc_course.diffusion.schedules import NoiseSchedule
 
 Tensor = torch.Tensor
+Spacing = Literal["leading", "trailing"]
+SPACINGS: tuple[str, ...] = get_args(Spacing)
 
 
-def ddim_timesteps(T: int, steps: int) -> list[int]:
-    """The 0-based steps visited, largest first: $t_k = k\\lfloor T/S \\rfloor$."""
+def ddim_timesteps(T: int, steps: int, spacing: Spacing = "leading") -> list[int]:
+    """The 0-based steps visited, largest first.
+
+    Args:
+        T: the schedule's steps.
+        steps: $S$ in ``1..T``.
+        spacing: ``"leading"``, $t_k = k\\lfloor T/S \\rfloor$ (``[900, 800, ..., 0]`` for
+            $T = 1000$, $S = 10$), or ``"trailing"``, $t_k = \\mathrm{round}(T - kT/S) - 1$
+            (``[999, 899, ..., 99]``); see the module docstring.
+    """
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be in [1, {T}], got {steps}")
-    stride = T // steps
-    return [k * stride for k in reversed(range(steps))]
+    if spacing == "leading":
+        stride = T // steps
+        return [k * stride for k in reversed(range(steps))]
+    if spacing == "trailing":                     # exact: round() of a Fraction is half-even
+        return [round(Fraction(T * (steps - k), steps)) - 1 for k in range(steps)]
+    raise ValueError(f"unknown spacing {spacing!r}; valid: {', '.join(SPACINGS)}")
 
 
 class DDIM:
@@ -74,7 +109,8 @@ class DDIM:
     @torch.no_grad()
     def sample(self, shape: tuple[int, ...], steps: int = 50, y: Tensor | None = None,
                generator: torch.Generator | None = None, progress: bool = False,
-               x_T: Tensor | None = None, return_path: bool = False) -> Tensor:
+               x_T: Tensor | None = None, return_path: bool = False,
+               spacing: Spacing = "leading") -> Tensor:
         """Draw $x_T \\sim \\mathcal N(0, I)$ and take ``steps`` DDIM steps.
 
         Args:
@@ -85,6 +121,7 @@ class DDIM:
             progress: a ``tqdm`` bar.
             x_T: the starting noise (``shape``); drawn when ``None``.
             return_path: return every intermediate $x$, ``(S + 1, B, ...)``.
+            spacing: ``"leading"`` or ``"trailing"`` steps (:func:`ddim_timesteps`).
 
         Returns:
             $x_0$ ``shape`` (or the path).
@@ -94,7 +131,7 @@ class DDIM:
         device = self.schedule.beta.device
         x = (torch.randn(shape, generator=generator) if x_T is None else x_T).to(device)
         path = [x]
-        ts = ddim_timesteps(self.schedule.T, steps)
+        ts = ddim_timesteps(self.schedule.T, steps, spacing)
         for k, t in enumerate(tqdm(ts, disable=not progress, desc="DDIM sampling")):
             t_prev = ts[k + 1] if k + 1 < len(ts) else -1
             tt = torch.full((shape[0],), t, dtype=torch.long, device=device)  # (B,)
@@ -106,11 +143,12 @@ class DDIM:
 
     @torch.no_grad()
     def invert(self, x0: Tensor, steps: int = 50, y: Tensor | None = None,
-               progress: bool = False, return_path: bool = False) -> Tensor:
+               progress: bool = False, return_path: bool = False,
+               spacing: Spacing = "leading") -> Tensor:
         """DDIM inversion: run the deterministic sampler backwards, $x_0 \\to x_T$.
 
         Each of the ``steps`` steps goes from $t_\\text{prev}$ up to $t$ (the sampler's
-        steps in reverse: $-1 \\to t_{S-1} = 0 \\to \\dots \\to t_0$) with eq. 12 at
+        steps in reverse: $-1 \\to t_{S-1} \\to \\dots \\to t_0$) with eq. 12 at
         $\\eta = 0$ solved for $x_t$ (Song et al. 2021; Mokady et al. 2023, "Null-text
         Inversion"; Wen et al. 2023, "Tree-Ring Watermarks"):
         $$x_t = \\sqrt{\\bar\\alpha_t}\\,\\frac{x_{t_\\text{prev}} - \\sqrt{1 -
@@ -132,6 +170,7 @@ class DDIM:
             y: optional ``(B,)`` labels (``None``: the network's unconditional branch).
             progress: a ``tqdm`` bar.
             return_path: return every intermediate $x$, ``(S + 1, B, ...)``, from $x_0$.
+            spacing: the sampler's spacing (:func:`ddim_timesteps`).
 
         Returns:
             the estimate of $x_T$ ``(B, ...)`` (or the path).
@@ -147,7 +186,7 @@ class DDIM:
         ab = self.schedule.alpha_bar
         x = x0.to(device)
         path = [x]
-        ts = ddim_timesteps(self.schedule.T, steps)[::-1]  # 0, ..., t_0 (ascending)
+        ts = ddim_timesteps(self.schedule.T, steps, spacing)[::-1]  # ascending
         for k, t in enumerate(tqdm(ts, disable=not progress, desc="DDIM inversion")):
             t_prev = ts[k - 1] if k > 0 else -1
             alpha_bar = ab[t]

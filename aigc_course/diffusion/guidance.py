@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aigc_course.diffusion.mixture_score import MixtureDenoiser
 from aigc_course.models.unet import FlatDenoiser, UNet
 
 Tensor = torch.Tensor
@@ -34,13 +35,13 @@ class Guided(nn.Module):
 
     Args:
         eps_model: a conditional network ``eps_model(xt, t, y)`` that reads ``y=None`` as
-            the null label.
+            the null label (or the exact denoiser of a mixture, :class:`MixtureDenoiser`).
         w: guidance scale, ``>= 0``.
     """
 
-    eps_model: UNet | FlatDenoiser
+    eps_model: UNet | FlatDenoiser | MixtureDenoiser
 
-    def __init__(self, eps_model: UNet | FlatDenoiser, w: float) -> None:
+    def __init__(self, eps_model: UNet | FlatDenoiser | MixtureDenoiser, w: float) -> None:
         super().__init__()
         if w < 0:
             raise ValueError(f"guidance scale w must be >= 0, got {w}")
