@@ -237,13 +237,21 @@ def test_compare_rows_validates() -> None:
         compare_rows({})
 
 
-def test_process_rss_bytes_is_plausible() -> None:
-    rss = process_rss_bytes(os.getpid())
+def _statm_resident() -> int:
     with open(f"/proc/{os.getpid()}/statm") as statm:  # pages: size resident shared ...
-        resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_process_rss_bytes_is_plausible() -> None:
+    """It agrees with the kernel's other account (``statm``) and follows an allocation.
+    The growth bar is half the block: the resident set can lose other pages meanwhile
+    (reclaimed by the kernel), and on one loaded CI run (a 1.6 GB worker beside another)
+    it grew by only 39 MB for the 64 MB block, with statm agreeing."""
+    rss, resident = process_rss_bytes(os.getpid()), _statm_resident()
     assert 10 * 2**20 < rss and abs(rss - resident) < 0.1 * resident
     block = b"\x01" * (64 * 2**20)  # touched pages, so they are resident
-    assert process_rss_bytes(os.getpid()) - rss > 48 * 2**20
+    after, resident = process_rss_bytes(os.getpid()), _statm_resident()
+    assert abs(after - resident) < 0.1 * resident and after - rss > 32 * 2**20
     del block
     with pytest.raises(ProcessLookupError):
         process_rss_bytes(2**22 + 12345)  # above the kernel's default pid_max
