@@ -246,7 +246,7 @@ def test_process_rss_bytes_is_plausible() -> None:
     """It agrees with the kernel's other account (``statm``) and follows an allocation.
     The growth bar is half the block: the resident set can lose other pages meanwhile
     (reclaimed by the kernel), and on one loaded CI run (a 1.6 GB worker beside another)
-    it grew by only 39 MB for the 64 MB block, with statm agreeing."""
+    it grew by only 39 MB for the 64 MB block."""
     rss, resident = process_rss_bytes(os.getpid()), _statm_resident()
     assert 10 * 2**20 < rss and abs(rss - resident) < 0.1 * resident
     block = b"\x01" * (64 * 2**20)  # touched pages, so they are resident
