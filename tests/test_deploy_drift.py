@@ -6,6 +6,12 @@ window the expected number of false alarms is 0.2; the test allows 2, so a corre
 calibrated monitor fails it with probability P(Binomial(20, 0.01) >= 3) = 0.001 (and the
 seeds are fixed, so it either passes or fails every time). A monitor whose rate were
 10% would pass with probability 0.68 only, so the bar can fail.
+
+The one-class test: 3 windows of each of the 10 classes (30 windows, fixed seeds). At
+alpha = 1% the expected number of alarms is 0.3; the test allows 3, failed by a correctly
+calibrated monitor with probability P(Binomial(30, 0.01) >= 4) = 0.0002 (measured: 2 of
+these 30, 0 of 100 more with other seeds; before the mix-aware thresholds, 16 of 30).
+A rate of 20% would pass with probability 0.12 only.
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ import torch
 from aigc_course.compress.prune import magnitude_prune, with_generator
 from aigc_course.deploy.drift import (
     FORMAT,
+    VERSION,
     DriftCalibration,
     DriftMonitor,
     block_means,
     calibrate,
     confusion_matrix,
     draw_window,
+    effective_classes,
+    feature_threshold,
     gaussian_kernel,
     psi,
     stratified_mmd2,
@@ -113,9 +122,38 @@ def test_calibration_numbers(calibration):
     assert calibration.healthy_exceedances[1] <= 2    # expected 0.3 of 60 windows
 
 
+def test_feature_thresholds_rise_as_the_mix_narrows(calibration):
+    table = calibration.feature_thresholds            # mixes of 1, 2, 5 and 10 classes
+    n_eff = [row[0] for row in table]
+    assert len(table) == 4 and n_eff[0] == 1.0 and 9 < n_eff[-1] < 10
+    assert n_eff == sorted(n_eff)
+    levels = [row[1] for row in table]
+    assert levels == sorted(levels, reverse=True)     # measured 2.4e-3 ... 3.2e-4
+    assert levels[-1] == calibration.threshold_feature
+    assert feature_threshold(table, 0.5) == levels[0] and \
+        feature_threshold(table, 50.0) == levels[-1]  # clamped at the ends
+    middle = math.sqrt(n_eff[0] * n_eff[1])           # halfway in log n_eff
+    assert feature_threshold(table, middle) == pytest.approx((levels[0] + levels[1]) / 2)
+
+
+def test_effective_classes():
+    assert effective_classes(torch.tensor([3] * 8), 10) == 1.0
+    assert effective_classes(torch.tensor([1, 2] * 4), 10) == pytest.approx(2.0)
+    assert effective_classes(torch.tensor([0, 0, 0, 1]), 10) == pytest.approx(1 / (9 / 16 +
+                                                                                   1 / 16))
+    assert effective_classes(None, 10) == 1.0
+
+
+def test_draw_window_over_a_set_of_classes(gan):
+    _, labels = draw_window(gan, 64, 0, classes=[2, 7])
+    assert labels is not None and set(labels.tolist()) == {2, 7}
+    assert torch.equal(draw_window(gan, 8, 0)[1], draw_window(gan, 8, 0, classes=None)[1])
+
+
 def test_calibration_round_trips_through_json(calibration, tmp_path):
     path = calibration.save(tmp_path / "drift.json")
-    assert DriftCalibration.load(path) == calibration
+    loaded = DriftCalibration.load(path)
+    assert loaded == calibration and loaded.feature_thresholds == calibration.feature_thresholds
 
 
 def test_healthy_model_raises_no_alert(gan, calibration):
@@ -131,9 +169,12 @@ def test_healthy_model_raises_no_alert(gan, calibration):
 
 def test_traffic_of_one_class_is_not_drift(gan, calibration):
     monitor = DriftMonitor(calibration)
-    for seed in range(5):
-        monitor.observe(*draw_window(gan, WINDOW, 500 + seed, label=3))
-    assert monitor.status().alerts <= 1
+    for label in range(10):                           # 3 windows of only one class each
+        for seed in range(3):
+            monitor.observe(*draw_window(gan, WINDOW, 3000 + 10 * label + seed, label=label))
+    status = monitor.status()
+    assert status.windows == 30 and status.alerts <= 3          # module docstring
+    assert status.threshold_feature == calibration.feature_thresholds[0][1]   # n_eff = 1
 
 
 def test_over_pruned_model_alerts_in_the_first_window(gan, calibration):
@@ -145,7 +186,8 @@ def test_over_pruned_model_alerts_in_the_first_window(gan, calibration):
     assert results and results[0].alert               # within the first W = 128 images
     status = monitor.status()
     assert status.alert and status.first_alert_window == 0
-    assert status.score_feature > 10 * calibration.threshold_feature - 9 * \
+    assert status.threshold_feature == results[0].threshold_feature
+    assert status.score_feature > 10 * status.threshold_feature - 9 * \
         calibration.null_feature[0]
 
 
@@ -153,6 +195,7 @@ def test_status_before_any_window_and_partial_windows(calibration, gan):
     monitor = DriftMonitor(calibration)
     status = monitor.status()
     assert status.windows == 0 and math.isnan(status.score_class) and not status.alert
+    assert math.isnan(status.threshold_feature) and math.isnan(status.threshold_class)
     images, labels = draw_window(gan, WINDOW + 10, 7)
     assert len(monitor.observe(images, labels)) == 1
     assert monitor.status().pending == 10
@@ -207,8 +250,18 @@ def test_foreign_calibration_files_are_refused(tmp_path, calibration):
     (tmp_path / "new.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="version 99"):
         DriftCalibration.load(tmp_path / "new.json")
+    old = {k: v for k, v in data.items() if k not in ("feature_thresholds", "confusion_counts")}
+    old["version"] = 1                                # one feature threshold for every mix
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="version 1; .*recalibrate"):
+        DriftCalibration.load(tmp_path / "v1.json")
+    unsorted = dict(data, version=VERSION,
+                    feature_thresholds=data["feature_thresholds"][::-1])
+    (tmp_path / "unsorted.json").write_text(json.dumps(unsorted))
+    with pytest.raises(ValueError, match="increasing n_eff"):
+        DriftCalibration.load(tmp_path / "unsorted.json")
     del data["bandwidth"]
-    data["version"] = 1
+    data["version"] = VERSION
     (tmp_path / "missing.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="bad fields"):
         DriftCalibration.load(tmp_path / "missing.json")
@@ -223,6 +276,7 @@ def test_load_monitor_and_gauges(calibration, gan, tmp_path):
     monitor.observe(*draw_window(gan, WINDOW, 21))
     gauges = monitor.gauges()
     assert gauges["drift_windows"] == 1.0 and gauges["drift_alert"] in (0.0, 1.0)
+    assert gauges["drift_threshold_feature"] == monitor.history()[0].threshold_feature
     assert all(isinstance(v, float) for v in gauges.values())
 
 

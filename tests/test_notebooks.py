@@ -532,6 +532,8 @@ def _check_10(r: dict) -> None:
     assert memory["after"] - memory["before"] < 20 * 2**20
     drift = r["drift"]                           # fixed seeds: measured 0 of 4 and 4 of 4
     assert drift["windows"] == 4 and drift["alarms"][0] <= 1 and drift["alarms"][1] == 4
+    levels = [level for _, level in drift["feature_thresholds"]]    # by increasing n_eff
+    assert len(levels) == 4 and levels[0] > levels[-1] == drift["threshold_feature"]
     assert r["served_drift"] == {"healthy": {"windows": 1.0, "alert": 0.0},
                                  "degraded": {"windows": 1.0, "alert": 1.0}}
     assert r["workers"] == {"workers": 2, "counted": [40.0] * 4}

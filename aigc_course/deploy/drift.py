@@ -50,27 +50,47 @@ judge (:mod:`aigc_course.metrics.judge`):
 
 **Thresholds** (:func:`calibrate`): a false-alarm rate $\\alpha$ per window, shared by
 the two scores by Bonferroni ($\\alpha/2$ each, so $P(\\text{alarm} \\mid \\text{healthy})
-\\le \\alpha$). The PSI's threshold is exact for the window's labels: given the requested
-labels, a healthy model's predicted classes are independent draws from the rows of
-$C$, so 4,000 simulated windows (a parametric bootstrap, seeded by the label counts)
-give its $1 - \\alpha/2$ quantile. Its null is far from a scaled $\\chi^2$: the predicted
-histogram is nearly the requested one, only a few misclassifications move it, so the
-PSI is small and heavy-tailed (on 200 healthy windows of 256 its mean and standard
+\\le \\alpha$). The PSI's threshold is computed for the window's labels: given the
+requested labels, a healthy model's predicted classes are independent draws from the
+rows of $C$, so 4,000 simulated windows (a parametric bootstrap, seeded by the label
+counts) give its $1 - \\alpha/2$ quantile. Each simulated window first draws its rows
+from their posterior $\\mathrm{Dirichlet}(N_{c\\cdot} + 1/K)$ given the calibration's
+counts $N$: with the plug-in rows, a class never misread in its ~400 calibration draws
+alarmed at its first misread digit, and an all-correct window "exceeded" an identical
+simulated one by rounding (measured: 9 of 30 one-class windows alarmed on the PSI).
+Its null is far from a scaled $\\chi^2$: the predicted histogram is nearly the
+requested one, only a few misclassifications move it, so the PSI is small and
+heavy-tailed (on 200 healthy windows of 256 its mean and standard
 deviation were both 0.0016; a moment-matched $\\chi^2$ fit alarmed on 2 of 100 fresh
 windows at $\\alpha = 1\\%$). The MMD², a U-statistic averaging $W^2$ kernel terms, is
-fitted on $K$ healthy windows by a Pearson type III law matching their mean, standard
+fitted on healthy windows by a Pearson type III law matching their mean, standard
 deviation and skewness (a Gaussian fit, $m + z_{1-\\alpha/2} s$, was too light-tailed:
 5 of 200 calibration windows over a 0.5% threshold) (seeded, labels
 uniform at random; the quantile of 200 values at 99.5% would be their maximum, so the
-tail is fitted, not read). An alert fires on the first window where either score
+tail is fitted, not read). Its null depends on the window's label mix: with fewer
+classes requested each class block rests on fewer window and reference points
+(measured at $W = 128$, $M = 600$: standard deviation $9 \\times 10^{-5}$ for uniform
+labels, up to $4 \\times 10^{-4}$ for one class, whose offset from the fixed reference
+also differs by class). So a conditional model is calibrated on ``windows`` healthy
+windows per mix -- labels uniform over $m = 1, 2, 5$ and $K$ classes, the $m$ classes
+rotating with the window so every class is in each mix -- one fit per mix, stored as
+a table of (mean $n_{\\mathrm{eff}}$, threshold), $n_{\\mathrm{eff}} = 1/\\sum_c \\pi_c^2$
+the effective number of classes (:func:`effective_classes`). A window's threshold is
+that table interpolated linearly in $\\ln n_{\\mathrm{eff}}$ of its requested labels,
+clamped at the ends (measured there: $2.4 \\times 10^{-3}$ at $n_{\\mathrm{eff}} = 1$,
+$1.7 \\times 10^{-3}$ at 2, $4.9 \\times 10^{-4}$ at 4.8, $3.2 \\times 10^{-4}$ at 9.4;
+one-class traffic of every class then alarmed on 2 of 30 windows, 16 before). An
+unconditional model has one mix. An alert fires on the first window where either score
 exceeds its threshold, so a swapped-in bad checkpoint is caught within $W$ requests
 (plus what was pending).
 
 Simplified: one window size and no sequential test (CUSUM would catch slower drift
-with fewer images); the MMD² threshold is fitted on traffic whose labels are drawn
-uniformly, and a window with a very skewed mix has a wider null for it; the judge
-sees only what it was trained to see (class and its 64-d features), not, say, a
-watermark removed.
+with fewer images); the MMD² threshold follows the mix only through $n_{\\mathrm{eff}}$:
+the one-class fit pools every class, so a window of only the widest class (8 or 9
+here) alarms more often than $\\alpha/2$ and one of another class less, and two mixes
+of equal $n_{\\mathrm{eff}}$ share a threshold (a per-class table would need about
+$K$ times the calibration windows); the judge sees only what it was trained to see
+(class and its 64-d features), not, say, a watermark removed.
 """
 
 from __future__ import annotations
@@ -80,6 +100,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +118,7 @@ Tensor = torch.Tensor
 
 #: the ``format`` tag of a calibration file
 FORMAT = "aigc-course-drift-calibration"
-VERSION = 1
+VERSION = 2
 #: pseudo-count added to every class of both histograms before the PSI
 EPSILON = 0.5
 WINDOW = 256
@@ -106,9 +127,14 @@ FALSE_ALARM_RATE = 0.01
 CONFUSION_SAMPLES = 10_000
 REFERENCE_SIZE = 1000
 SIMULATIONS = 4000
-RULE = ("alarm when PSI > its per-window threshold or MMD2 > threshold_feature; Bonferroni "
-        "alpha/2 each; PSI threshold: Monte Carlo quantile under the confusion matrix for the "
-        "window's requested labels; MMD2 threshold: Pearson III (3-moment) fit to healthy windows")
+RULE = ("alarm when PSI or MMD2 > its per-window threshold; Bonferroni alpha/2 each; PSI "
+        "threshold: Monte Carlo quantile under the confusion matrix for the window's requested "
+        "labels; MMD2 threshold: feature_thresholds interpolated linearly in log n_eff = "
+        "1 / sum_c pi_c^2 of the requested labels (clamped), each a Pearson III (3-moment) fit "
+        "to healthy windows of one label mix")
+#: the label mixes of a conditional model's calibration: uniform over this many classes
+#: (the last, every class, is the uniform draw; values above $K$ are dropped)
+MIXES = (1, 2, 5)
 #: seeds of the calibration windows start here; a health check should use others
 CALIBRATION_SEED = 10_000
 
@@ -213,16 +239,20 @@ class DriftCalibration:
         num_classes: the judge's classes $K$.
         conditional: whether requests carry labels.
         window_size: images per window $W$.
-        windows: healthy windows the feature threshold was fitted on; seed: the first one's.
+        windows: healthy windows per label mix the feature thresholds were fitted on;
+            seed: the first one's.
         false_alarm_rate: $\\alpha$ per window (both scores together, Bonferroni).
-        threshold_feature: the alarm level of the MMD²; null_feature: ``(mean, std)``
-            of the MMD² on the healthy windows.
-        null_class: ``(mean, std)`` of the PSI on the healthy windows.
-        healthy_exceedances: ``(class, feature)`` counts of calibration windows over
-            their thresholds (expected about ``windows * alpha / 2`` each).
+        threshold_feature: the alarm level of the MMD² for labels uniform over every
+            class; null_feature: ``(mean, std)`` of the MMD² on those windows.
+        feature_thresholds: ``(n_eff, threshold)`` of the MMD², one per label mix, by
+            increasing $n_{\\mathrm{eff}}$ (:func:`effective_classes`, the mix's mean);
+            a window's level is :func:`feature_threshold` of its requested labels.
+        null_class: ``(mean, std)`` of the PSI on the uniform windows.
+        healthy_exceedances: ``(class, feature)`` counts of the uniform calibration
+            windows over their thresholds (expected about ``windows * alpha / 2`` each).
         simulations: Monte Carlo draws behind each window's class threshold.
         confusion: ``K x K`` rows $P(\\hat k \\mid y)$ (one row, the class histogram, when
-            unconditional).
+            unconditional); confusion_counts: the counts they were estimated from.
         bandwidth: the Gaussian kernel's $\\sigma$ on judge features.
         reference_features, reference_labels: the healthy reference outputs ($-1$
             labels when unconditional).
@@ -241,9 +271,11 @@ class DriftCalibration:
     threshold_feature: float
     null_class: tuple[float, float]
     null_feature: tuple[float, float]
+    feature_thresholds: tuple[tuple[float, float], ...]
     healthy_exceedances: tuple[int, int]
     simulations: int
     confusion: list[list[float]]
+    confusion_counts: list[list[int]]
     bandwidth: float
     reference_features: list[list[float]] = field(repr=False)
     reference_labels: list[int] = field(repr=False)
@@ -282,6 +314,8 @@ class DriftCalibration:
         try:
             for name in ("null_class", "null_feature", "healthy_exceedances"):
                 data[name] = tuple(data[name])
+            data["feature_thresholds"] = tuple(tuple(map(float, row))
+                                               for row in data["feature_thresholds"])
             calibration = cls(**data)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path} is a drift calibration with bad fields: {error}") from error
@@ -292,12 +326,41 @@ class DriftCalibration:
         """Raise a ValueError when the shapes of its arrays disagree."""
         rows = len(self.confusion)
         if rows != (self.num_classes if self.conditional else 1) or any(
-                len(row) != self.num_classes for row in self.confusion):
+                len(row) != self.num_classes for row in self.confusion) or \
+                len(self.confusion_counts) != rows or any(
+                len(row) != self.num_classes for row in self.confusion_counts):
             raise ValueError(f"drift calibration: confusion matrix of the wrong shape "
                              f"({rows} rows for {self.num_classes} classes)")
         if len(self.reference_features) != len(self.reference_labels) or \
                 len(self.reference_features) < 2:
             raise ValueError("drift calibration: reference features and labels disagree")
+        table = self.feature_thresholds
+        if not table or any(len(row) != 2 or not row[0] >= 1 for row in table) or any(
+                a[0] >= b[0] for a, b in zip(table, table[1:], strict=False)):
+            raise ValueError("drift calibration: feature_thresholds must be (n_eff >= 1, "
+                             "threshold) rows by increasing n_eff")
+
+
+def effective_classes(labels: Tensor | None, num_classes: int) -> float:
+    """$n_{\\mathrm{eff}} = 1 / \\sum_c \\pi_c^2$ of requested ``labels`` (1 when ``None``).
+
+    The effective number of classes of the mix $\\pi_c = n_c / W$: $m$ for $m$ classes
+    requested equally often, 1 for one class or an unconditional model.
+    """
+    if labels is None or len(labels) == 0:
+        return 1.0
+    pi = torch.bincount(labels.long(), minlength=num_classes).double() / len(labels)
+    return float(1 / pi.pow(2).sum())
+
+
+def feature_threshold(table: Sequence[Sequence[float]], n_eff: float) -> float:
+    """The MMD² alarm level at ``n_eff``: ``table`` interpolated linearly in $\\ln n$.
+
+    ``table`` holds ``(n_eff, threshold)`` rows by increasing ``n_eff``; outside its
+    range the nearest end's threshold holds.
+    """
+    x = np.log([row[0] for row in table])
+    return float(np.interp(math.log(n_eff), x, [row[1] for row in table]))
 
 
 def pearson3_quantile(values: np.ndarray, level: float) -> float:
@@ -307,9 +370,12 @@ def pearson3_quantile(values: np.ndarray, level: float) -> float:
     return float(stats.pearson3.ppf(level, skew, loc=values.mean(), scale=values.std(ddof=1)))
 
 
-def draw_window(model: Any, size: int, seed: int, label: int | None = None
-                ) -> tuple[Tensor, Tensor | None]:
-    """``size`` images of ``model`` for labels uniform at random (or all ``label``), seeded.
+def draw_window(model: Any, size: int, seed: int, label: int | None = None,
+                classes: Sequence[int] | None = None) -> tuple[Tensor, Tensor | None]:
+    """``size`` images of ``model`` for labels uniform at random, seeded.
+
+    Uniform over every class by default, over ``classes`` when given, or all ``label``
+    (which wins over ``classes``).
 
     Returns:
         images ``(size, C, H, W)`` and labels ``(size,)`` (``None`` if unconditional).
@@ -317,11 +383,24 @@ def draw_window(model: Any, size: int, seed: int, label: int | None = None
     generator = torch.Generator().manual_seed(seed)
     labels = None
     if model.conditional:
-        labels = (torch.full((size,), label) if label is not None
-                  else torch.randint(model.num_classes, (size,), generator=generator))
+        if label is not None:
+            labels = torch.full((size,), label)
+        elif classes is not None:
+            pool = torch.as_tensor(list(classes), dtype=torch.long)
+            labels = pool[torch.randint(len(pool), (size,), generator=generator)]
+        else:
+            labels = torch.randint(model.num_classes, (size,), generator=generator)
     with torch.no_grad():
         images = model.sample(size, y=labels, generator=generator).float().cpu()
     return images, labels
+
+
+def confusion_counts(predicted: Tensor, labels: Tensor | None, num_classes: int) -> Tensor:
+    """Counts of (requested $y$, predicted $\\hat k$) ``(K, K)``, or ``(1, K)`` without labels."""
+    rows = labels.long() if labels is not None else torch.zeros_like(predicted)
+    size = num_classes if labels is not None else 1
+    counts = torch.bincount(rows * num_classes + predicted, minlength=size * num_classes)
+    return counts.view(size, num_classes)
 
 
 def confusion_matrix(predicted: Tensor, labels: Tensor | None, num_classes: int) -> Tensor:
@@ -329,10 +408,7 @@ def confusion_matrix(predicted: Tensor, labels: Tensor | None, num_classes: int)
 
     A pseudo-count of $10^{-3}$ per cell keeps a little mass on classes never seen.
     """
-    rows = labels.long() if labels is not None else torch.zeros_like(predicted)
-    size = num_classes if labels is not None else 1
-    counts = torch.bincount(rows * num_classes + predicted, minlength=size * num_classes)
-    counts = counts.double().view(size, num_classes) + 1e-3
+    counts = confusion_counts(predicted, labels, num_classes).double() + 1e-3
     return counts / counts.sum(dim=1, keepdim=True)
 
 
@@ -344,15 +420,19 @@ def calibrate(model: Any, *, dataset: str = "digits", window_size: int = WINDOW,
     """Fit the monitor on healthy outputs of ``model`` (module docstring).
 
     ``confusion_samples`` images drawn with seed ``seed - 1`` give the confusion matrix,
-    their first ``reference_size`` the reference; window ``i`` is :func:`draw_window`
-    with seed ``seed + i``.
+    their first ``reference_size`` the reference; uniform window ``i`` is
+    :func:`draw_window` with seed ``seed + i``. A conditional model then gets ``windows``
+    more per mix of :data:`MIXES`: window ``i`` of the ``j``-th mix, $m$ classes, has
+    seed ``seed + (j + 1) * windows + i`` and labels uniform over classes
+    $(i + l) \\bmod K$, $l < m$ (so each class is in the mix when ``windows >= K``).
 
     Args:
         model: a healthy model of the contract of :mod:`aigc_course.kinds`, drawing
             images of ``dataset``.
         dataset: the samples' dataset (its judge scores them).
         window_size: images per window $W$ (at least 2).
-        windows: healthy windows to fit the feature threshold on (at least 10).
+        windows: healthy windows per label mix to fit the feature thresholds on (at
+            least 10); the class score's statistics come from the uniform ones.
         false_alarm_rate: $\\alpha$ per window, in ``(0, 0.5)``.
         simulations: Monte Carlo draws behind each window's class threshold.
 
@@ -370,6 +450,7 @@ def calibrate(model: Any, *, dataset: str = "digits", window_size: int = WINDOW,
     probs, features = judge_outputs(images, judge)
     num_classes = int(probs.shape[1])
     confusion = confusion_matrix(probs.argmax(dim=1), labels, num_classes)
+    counts = confusion_counts(probs.argmax(dim=1), labels, num_classes)
     ref = features[:reference_size].double().round(decimals=5)    # what the JSON keeps
     ref_labels = (labels[:reference_size] if labels is not None
                   else torch.full((reference_size,), -1))
@@ -378,18 +459,33 @@ def calibrate(model: Any, *, dataset: str = "digits", window_size: int = WINDOW,
         num_classes=num_classes, conditional=bool(model.conditional), window_size=window_size,
         windows=windows, seed=seed, false_alarm_rate=false_alarm_rate,
         threshold_feature=math.inf, null_class=(0.0, 0.0), null_feature=(0.0, 0.0),
-        healthy_exceedances=(0, 0), simulations=simulations, confusion=confusion.tolist(),
+        feature_thresholds=((1.0, math.inf),), healthy_exceedances=(0, 0),
+        simulations=simulations, confusion=confusion.tolist(),
+        confusion_counts=counts.tolist(),
         bandwidth=median_bandwidth(ref), reference_features=ref.tolist(),
         reference_labels=ref_labels.tolist(), model=description)
     scorer = _Scorer(partial, judge)
-    results = [scorer.score(*draw_window(model, window_size, seed + i)) for i in range(windows)]
+    level = 1 - false_alarm_rate / 2                                 # Bonferroni: alpha / 2
+    uniform = [draw_window(model, window_size, seed + i) for i in range(windows)]
+    results = [(*scorer.statistics(*w), scorer.class_threshold(w[1], window_size))
+               for w in uniform]
     psis = np.array([r[0] for r in results])
     mmds = np.array([r[1] for r in results])
-    threshold = pearson3_quantile(mmds, 1 - false_alarm_rate / 2)    # Bonferroni: alpha / 2
+    threshold = pearson3_quantile(mmds, level)
+    table = {float(np.mean([effective_classes(w[1], num_classes) for w in uniform])): threshold}
+    mixes = [m for m in MIXES if m < num_classes] if model.conditional else []
+    for j, m in enumerate(mixes):
+        windows_of_mix = [draw_window(model, window_size, seed + (j + 1) * windows + i,
+                                      classes=[(i + c) % num_classes for c in range(m)])
+                          for i in range(windows)]
+        n_eff = float(np.mean([effective_classes(w[1], num_classes) for w in windows_of_mix]))
+        values = np.array([scorer.statistics(*w)[1] for w in windows_of_mix])
+        table[n_eff] = pearson3_quantile(values, level)
     return dataclasses.replace(
         partial, threshold_feature=threshold,
         null_class=(float(psis.mean()), float(psis.std(ddof=1))),
         null_feature=(float(mmds.mean()), float(mmds.std(ddof=1))),
+        feature_thresholds=tuple(sorted(table.items())),
         healthy_exceedances=(int(sum(r[0] > r[2] for r in results)),
                              int((mmds > threshold).sum())))
 
@@ -401,6 +497,7 @@ class _Scorer:
         self.calibration = calibration
         self.judge = judge
         self.confusion = torch.tensor(calibration.confusion, dtype=torch.float64)
+        self.counts = np.asarray(calibration.confusion_counts, dtype=np.float64)
         self.features = torch.tensor(calibration.reference_features, dtype=torch.float64)
         self.labels = torch.tensor(calibration.reference_labels, dtype=torch.long)
         self.sigma = calibration.bandwidth
@@ -410,48 +507,64 @@ class _Scorer:
         k_xx = gaussian_kernel(self.features, self.features, self.sigma)
         self.b_xx = block_means(k_xx, self.labels, self.groups)[0]
 
+    def requested(self, labels: Tensor | None, size: int) -> Tensor:
+        """Requests per confusion row ``(rows,)``: $n_c$, or ``[size]`` when unconditional."""
+        if labels is None:
+            return torch.tensor([float(size)], dtype=torch.float64)
+        return torch.bincount(labels.long(), minlength=self.calibration.num_classes).double()
+
+    def expected(self, per_row: Tensor) -> Tensor:
+        """$W q^0 = \\sum_i C_{y_i, \\cdot} = \\sum_c n_c C_{c, \\cdot}$ ``(K,)`` (one formula for
+        the window and its simulations, so that a tie is a tie to the last bit)."""
+        return per_row @ self.confusion
+
     def class_threshold(self, requested: Tensor | None, size: int) -> float:
         """The $1 - \\alpha/2$ quantile of the PSI of healthy windows with these labels.
 
-        Monte Carlo (parametric bootstrap): each request's predicted class is drawn
-        from its confusion row, independently; a generator seeded by the label counts
-        makes the threshold a function of the window's mix.
+        Monte Carlo (parametric bootstrap): for each class $c$ requested $n_c$ times a
+        confusion row is drawn from its posterior $\\mathrm{Dirichlet}(N_{c\\cdot} + 1/K)$
+        given the calibration's counts $N$ (a class never misread in a few hundred draws
+        may still be misread once in a window), then its $n_c$ predicted classes; a
+        generator seeded by the label counts makes the threshold a function of the mix.
         """
         cal = self.calibration
         k, sims = cal.num_classes, cal.simulations
-        if requested is None:
-            per_class = {0: size}
-        else:
-            per_class = {c: int(n) for c, n in enumerate(torch.bincount(requested, minlength=k))
-                         if n}
-        generator = torch.Generator().manual_seed(hash(tuple(sorted(per_class.items())))
-                                                  % 2**31)
-        counts = torch.zeros(sims * k, dtype=torch.long)
-        rows = torch.arange(sims).repeat_interleave
-        expected = torch.zeros(k, dtype=torch.float64)
-        for c, n in per_class.items():
-            draws = torch.multinomial(self.confusion[c], sims * n, replacement=True,
-                                      generator=generator)
-            counts += torch.bincount(rows(n) * k + draws, minlength=sims * k)
-            expected += n * self.confusion[c]
-        simulated = psi_rows(counts.view(sims, k), expected)
+        per_row = self.requested(requested, size)
+        mix = tuple((c, int(n)) for c, n in enumerate(per_row.tolist()) if n)
+        rng = np.random.default_rng(hash(mix) % 2**31)
+        counts = np.zeros((sims, k), dtype=np.int64)
+        for c, n in mix:
+            rows = rng.dirichlet(self.counts[c] + 1 / k, size=sims)          # (sims, K)
+            counts += rng.multinomial(n, rows / rows.sum(axis=1, keepdims=True))
+        simulated = psi_rows(torch.from_numpy(counts), self.expected(per_row))
         return float(torch.quantile(simulated, 1 - cal.false_alarm_rate / 2))
 
-    def score(self, images: Tensor, labels: Tensor | None) -> tuple[float, float, float]:
-        """(PSI, weighted MMD², the PSI's threshold for these labels) of one window."""
+    def feature_threshold(self, labels: Tensor | None) -> float:
+        """The MMD²'s alarm level for these requested labels (:func:`feature_threshold`)."""
+        cal = self.calibration
+        return feature_threshold(cal.feature_thresholds,
+                                 effective_classes(labels, cal.num_classes))
+
+    def score(self, images: Tensor, labels: Tensor | None
+              ) -> tuple[float, float, float, float]:
+        """(PSI, weighted MMD², their thresholds for these labels) of one window."""
+        score_class, score_feature = self.statistics(images, labels)
+        labels = labels.long() if labels is not None else None
+        return (score_class, score_feature, self.class_threshold(labels, len(images)),
+                self.feature_threshold(labels))
+
+    def statistics(self, images: Tensor, labels: Tensor | None) -> tuple[float, float]:
+        """(PSI, weighted MMD²) of one window."""
         probs, features = judge_outputs(images, self.judge)
         k = self.calibration.num_classes
         observed = torch.bincount(probs.argmax(dim=1), minlength=k)
-        if labels is None:
-            expected = self.confusion[0] * len(images)
-        else:
-            labels = labels.long()
-            expected = self.confusion[labels].sum(dim=0)           # sum_i C[y_i, :]
-        y_groups = labels if labels is not None else torch.zeros(len(images), dtype=torch.long)
+        expected = self.expected(self.requested(labels, len(images)))
+        y_groups = labels.long() if labels is not None else \
+            torch.zeros(len(images), dtype=torch.long)
         mmd = stratified_mmd2(self.b_xx, gaussian_kernel(self.features, features, self.sigma),
                               self.labels, gaussian_kernel(features, features, self.sigma),
                               y_groups, self.groups)
-        return psi(observed, expected), mmd, self.class_threshold(labels, len(images))
+        return psi(observed, expected), mmd
 
 
 # --- the monitor -----------------------------------------------------------------------
@@ -464,6 +577,7 @@ class WindowResult:
     score_class: float
     score_feature: float
     threshold_class: float
+    threshold_feature: float
     alert: bool
     ms: float
 
@@ -472,7 +586,7 @@ class WindowResult:
 class DriftStatus:
     """A snapshot for ``/metrics`` (plain fields, one gauge each).
 
-    ``score_*`` and ``threshold_class`` (which follows the window's requested labels) are
+    ``score_*`` and ``threshold_*`` (which follow the window's requested labels) are
     ``nan`` before the first window; ``alert`` is the last window's, ``alerts`` counts
     every window that alarmed, ``first_alert_window`` is ``-1`` until one does.
     """
@@ -503,6 +617,7 @@ class _State:
     score_class: float = math.nan
     score_feature: float = math.nan
     threshold_class: float = math.nan
+    threshold_feature: float = math.nan
     alert: bool = False
     alerts: int = 0
     first_alert_window: int = -1
@@ -597,17 +712,17 @@ class DriftMonitor:
 
     def _score_window(self, images: Tensor, labels: Tensor | None) -> WindowResult:
         start = time.perf_counter()
-        score_class, score_feature, threshold_class = self._scorer.score(images, labels)
+        score_class, score_feature, threshold_class, threshold_feature = \
+            self._scorer.score(images, labels)
         ms = (time.perf_counter() - start) * 1000
-        alert = score_class > threshold_class or \
-            score_feature > self.calibration.threshold_feature
+        alert = score_class > threshold_class or score_feature > threshold_feature
         with self._state_lock:
             state = self._state
             result = WindowResult(state.windows, score_class, score_feature, threshold_class,
-                                  alert, ms)
+                                  threshold_feature, alert, ms)
             state.windows += 1
             state.score_class, state.score_feature, state.alert = score_class, score_feature, alert
-            state.threshold_class = threshold_class
+            state.threshold_class, state.threshold_feature = threshold_class, threshold_feature
             state.alerts += int(alert)
             if alert and state.first_alert_window < 0:
                 state.first_alert_window = result.index
@@ -626,7 +741,7 @@ class DriftMonitor:
                 windows=s.windows, observed=s.observed, pending=pending,
                 window_size=cal.window_size, score_class=s.score_class,
                 score_feature=s.score_feature, threshold_class=s.threshold_class,
-                threshold_feature=cal.threshold_feature, alert=s.alert, alerts=s.alerts,
+                threshold_feature=s.threshold_feature, alert=s.alert, alerts=s.alerts,
                 first_alert_window=s.first_alert_window,
                 false_alarm_rate=cal.false_alarm_rate,
                 ms_per_window=s.ms_total / s.windows if s.windows else math.nan)
@@ -638,8 +753,8 @@ class DriftMonitor:
 
     def gauges(self) -> dict[str, float]:
         """The status as Prometheus readings: ``drift_score_class``, ``drift_score_feature``,
-        ``drift_threshold_class``, ``drift_threshold_feature``, ``drift_alert`` (0/1),
-        ``drift_alerts``, ``drift_windows``."""
+        ``drift_threshold_class``, ``drift_threshold_feature`` (both the last window's),
+        ``drift_alert`` (0/1), ``drift_alerts``, ``drift_windows``."""
         s = self.status()
         return {"drift_score_class": s.score_class, "drift_score_feature": s.score_feature,
                 "drift_threshold_class": s.threshold_class,
@@ -671,8 +786,8 @@ def plot_windows(histories: dict[str, list[WindowResult]], calibration: DriftCal
     """Each window's two scores against their alarm levels, one line per history.
 
     ``histories`` maps a name (``"healthy"``, ``"over-pruned"``) to
-    :meth:`DriftMonitor.history`. The class score's threshold follows each window's
-    requested labels, so it is drawn per window; the feature score's is one line.
+    :meth:`DriftMonitor.history`. Both thresholds follow each window's requested labels,
+    so they are drawn per window (bars).
     Scores are on a symmetric-log axis (the MMD² of a healthy window is about 0, either
     sign).
     """
@@ -687,15 +802,16 @@ def plot_windows(histories: dict[str, list[WindowResult]], calibration: DriftCal
                   markersize=12)
         right.plot(windows, [w.score_feature for w in history], "o-", color=colour,
                    label=name)
+        right.plot(windows, [w.threshold_feature for w in history], "_", color=colour,
+                   markersize=12)
         alarms = [w for w in history if w.alert]
         right.plot([w.index for w in alarms], [w.score_feature for w in alarms], "x",
                    color="k", markersize=9)
-    right.axhline(calibration.threshold_feature, color="k", ls=":",
-                  label=f"alarm level ({calibration.false_alarm_rate:.0%} / 2)")
+    rate = f"{calibration.false_alarm_rate / 2:.1%}"
     left.set(yscale="log", xlabel="window", ylabel="PSI of the judge's classes",
-             title="class score (bars: each window's alarm level)")
+             title=f"class score (bars: each window's {rate} alarm level)")
     right.set(yscale="symlog", xlabel="window", ylabel="MMD² of judge features",
-              title="feature score (x: window alarmed)")
+              title="feature score (bars: alarm level, x: alarmed)")
     right.set_yscale("symlog", linthresh=max(abs(calibration.threshold_feature) / 10, 1e-8))
     left.legend(fontsize=8)
     right.legend(fontsize=8)
